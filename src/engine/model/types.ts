@@ -1,0 +1,82 @@
+// The one internal model description every file format is normalized into.
+//
+// Conventions (all loaders must produce exactly this):
+// - Matrices are row-major (out_features, in_features), as in llama2.c and PyTorch Linear.
+// - RoPE rotates ADJACENT pairs (x[2i], x[2i+1]) like llama2.c and GGUF. Loaders of Hugging Face
+//   checkpoints (which rotate halves and permute q/k rows to match) un-permute wq/wk rows on load.
+// - Every tensor is f32 here; `sourceDtype` records what the file stored (f32, f16, bf16, ...).
+
+export interface ModelConfig {
+  /** Only the Llama family for now. */
+  architecture: 'llama';
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  /** Longest context the model was trained for; the KV cache is sized from it (capped by the engine). */
+  maxSeqLen: number;
+  ropeTheta: number;
+  rmsEps: number;
+  /** Classifier shares the token-embedding matrix. */
+  tiedEmbeddings: boolean;
+  bosTokenId: number;
+  eosTokenId: number;
+}
+
+export type SourceDtype = 'f32' | 'f16' | 'bf16';
+
+export interface Tensor {
+  /** Row-major shape; matrices are (rows = out_features, cols = in_features). */
+  shape: number[];
+  sourceDtype: SourceDtype;
+  data: Float32Array;
+}
+
+/** Canonical tensor names (llama2.c-like). Layer tensors are `layers.{i}.{name}`. */
+export const globalTensorNames = ['tokenEmbedding', 'finalNorm', 'classifier'] as const;
+export const layerTensorNames = ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'w1', 'w2', 'w3'] as const;
+export type LayerTensorName = (typeof layerTensorNames)[number];
+
+export function layerTensor(layer: number, name: LayerTensorName): string {
+  return `layers.${layer}.${name}`;
+}
+
+/** Expected shape of each canonical tensor for a config (loaders check against it). */
+export function expectedShapes(c: ModelConfig): Map<string, number[]> {
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  const shapes = new Map<string, number[]>([
+    ['tokenEmbedding', [c.vocabSize, c.dim]], // (vocab, dim)
+    ['finalNorm', [c.dim]],
+    ['classifier', [c.vocabSize, c.dim]], // (vocab, dim); the same Tensor object as tokenEmbedding when tied
+  ]);
+  for (let l = 0; l < c.nLayers; l++) {
+    shapes.set(layerTensor(l, 'attnNorm'), [c.dim]);
+    shapes.set(layerTensor(l, 'wq'), [qDim, c.dim]);
+    shapes.set(layerTensor(l, 'wk'), [kvDim, c.dim]);
+    shapes.set(layerTensor(l, 'wv'), [kvDim, c.dim]);
+    shapes.set(layerTensor(l, 'wo'), [c.dim, qDim]);
+    shapes.set(layerTensor(l, 'ffnNorm'), [c.dim]);
+    shapes.set(layerTensor(l, 'w1'), [c.hiddenDim, c.dim]); // gate
+    shapes.set(layerTensor(l, 'w2'), [c.dim, c.hiddenDim]); // down
+    shapes.set(layerTensor(l, 'w3'), [c.hiddenDim, c.dim]); // up
+  }
+  return shapes;
+}
+
+export interface ModelDescription {
+  config: ModelConfig;
+  /** Keyed by canonical name (see expectedShapes). */
+  tensors: Map<string, Tensor>;
+  /** Human-readable origin, e.g. "stories260K.bin (llama2.c)". */
+  source: string;
+}
+
+export function getTensor(model: ModelDescription, name: string): Tensor {
+  const tensor = model.tensors.get(name);
+  if (!tensor) throw new Error(`model ${model.source} has no tensor ${name}`);
+  return tensor;
+}
