@@ -1,0 +1,32 @@
+// WebGPU for Node through Dawn (the `webgpu` npm package). Chooses the Vulkan driver: the
+// system's when the machine has a GPU, otherwise the SwiftShader software driver shipped with
+// Debian's chromium package, so the same WGSL runs on machines without a GPU (CI).
+import { existsSync, readdirSync } from 'node:fs';
+import { create, globals } from 'webgpu';
+
+export const swiftShaderIcd = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+// Mesa installs ICD files for Intel/AMD/lavapipe whether or not the hardware exists (and Dawn
+// rejects Debian 12's lavapipe), so the presence of a GPU device node is the signal, not ICD files.
+function hasGpuDeviceNode(): boolean {
+  if (existsSync('/dev/dri') && readdirSync('/dev/dri').some((f) => f.startsWith('renderD'))) return true;
+  return existsSync('/dev') && readdirSync('/dev').some((f) => /^nvidia\d+$/.test(f));
+}
+
+/** Points Dawn at SwiftShader when the machine has no GPU and the user chose no Vulkan driver. */
+export function chooseVulkanDriver(): void {
+  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return;
+  if (!hasGpuDeviceNode() && existsSync(swiftShaderIcd)) process.env.VK_ICD_FILENAMES = swiftShaderIcd;
+}
+
+let gpu: GPU | undefined;
+
+/** The process-wide `GPU` object (navigator.gpu's equivalent in Node). */
+export function nodeGpu(): GPU {
+  if (!gpu) {
+    chooseVulkanDriver();
+    Object.assign(globalThis, globals);
+    gpu = create([]);
+  }
+  return gpu;
+}

@@ -1,0 +1,52 @@
+// The TypeScript field lists that pack uniforms must match the WGSL structs field for field.
+import { describe, expect, it } from 'vitest';
+import { packParams, stepLayout, type ParamLayout } from '../src/engine/gpu/params.ts';
+import { shaderSources, type ShaderFamily } from '../src/engine/gpu/shaders.ts';
+import { attentionParams } from '../src/engine/kernels/attention.ts';
+import { elementwiseParams } from '../src/engine/kernels/elementwise.ts';
+import { embeddingParams } from '../src/engine/kernels/embedding.ts';
+import { matvecParams } from '../src/engine/kernels/matvec.ts';
+import { rmsnormParams } from '../src/engine/kernels/rmsnorm.ts';
+import { ropeParams } from '../src/engine/kernels/rope.ts';
+import { sampleParams } from '../src/engine/kernels/sample.ts';
+
+function wgslStruct(source: string, name: string): [string, string][] {
+  const match = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(source);
+  if (!match) return [];
+  return match[1]
+    .split('\n')
+    .map((line) => line.replace(/\/\/.*/, '').trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [field, type] = line.replace(/,$/, '').split(':').map((s) => s.trim());
+      return [field, type];
+    });
+}
+
+const kernels: [ShaderFamily, ParamLayout][] = [
+  ['attention', attentionParams],
+  ['elementwise', elementwiseParams],
+  ['embedding', embeddingParams],
+  ['matvec', matvecParams],
+  ['rmsnorm', rmsnormParams],
+  ['rope', ropeParams],
+  ['sample', sampleParams],
+];
+
+describe('uniform layouts', () => {
+  it.each(kernels)('%s Params matches its TypeScript layout', (family, layout) => {
+    expect(wgslStruct(shaderSources[family], 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
+  });
+
+  it.each(Object.keys(shaderSources) as ShaderFamily[])('%s Step (if any) matches stepLayout', (family) => {
+    const step = wgslStruct(shaderSources[family], 'Step');
+    if (step.length > 0) expect(step).toEqual(stepLayout.map(([n, t]) => [n, t]));
+  });
+
+  it('packs values in order and refuses non-u32 values', () => {
+    const bytes = new DataView(packParams(ropeParams, { qPairs: 1, kvDim: 2, halfHeadDim: 3, cacheOffset: 4 }));
+    expect([0, 4, 8, 12].map((o) => bytes.getUint32(o, true))).toEqual([1, 2, 3, 4]);
+    expect(() => packParams(matvecParams, { rows: -1, cols: 2 })).toThrow(/not a u32/);
+    expect(() => packParams(matvecParams, { rows: 1.5, cols: 2 })).toThrow(/not a u32/);
+  });
+});
