@@ -1,0 +1,67 @@
+// npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
+//                        [--temperature T] [--seed S] [--max-context N] [--json]
+// PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
+// last line of stdout is one JSON object with the tokens, text and timings.
+import { basename, dirname } from 'node:path';
+import { createEngine } from '../engine/index.ts';
+import { directorySource, openModelPath } from '../node/fs-source.ts';
+import { nodeGpu } from '../node/gpu.ts';
+import { numberOption, parseOptions, UsageError } from './args.ts';
+
+const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
+                               [--temperature T] [--seed S] [--max-context N] [--json]`;
+
+export async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    values = parseOptions(args, {
+      model: { type: 'string' },
+      tokenizer: { type: 'string' },
+      prompt: { type: 'string', default: '' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      seed: { type: 'string' },
+      'max-context': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    if (!values.model) throw new UsageError('--model is required');
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+
+  try {
+    const maxTokens = numberOption(values['max-tokens'], 'max-tokens', 256, (n) => Number.isInteger(n) && n >= 0, 'a whole number >= 0');
+    const temperature = numberOption(values.temperature, 'temperature', 0, (n) => n >= 0, 'a number >= 0');
+    const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2^32)');
+    const maxContext = numberOption(values['max-context'], 'max-context', 2048, (n) => Number.isInteger(n) && n >= 2, 'a whole number >= 2');
+    const { files, entry } = openModelPath(values.model!);
+    const tokenizer = values.tokenizer ? { files: directorySource(dirname(values.tokenizer)), path: basename(values.tokenizer) } : undefined;
+
+    const engine = await createEngine({ gpu: nodeGpu(), files, entry, tokenizer, maxContext });
+    try {
+      const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed }, (event) => {
+        if (!values.json) process.stdout.write(event.text);
+      });
+      if (values.json) {
+        const { tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason } = result;
+        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: engine.model.source, tokenizer: engine.model.tokenizer, adapter: engine.adapter }));
+      } else {
+        process.stdout.write('\n');
+        const rate = result.decodeTokensPerSecond.toFixed(1);
+        console.error(`\n${result.generatedTokens} tokens, prefill ${result.prefillMs.toFixed(1)} ms, decode ${rate} tokens/s on ${engine.adapter.description || engine.adapter.vendor}`);
+      }
+    } finally {
+      engine.dispose();
+    }
+    return 0;
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    return 1;
+  }
+}

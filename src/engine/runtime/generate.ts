@@ -1,0 +1,101 @@
+// The decode loop: prefill the prompt token by token, then sample on the GPU and stream tokens.
+// Decode is pipelined: step n+1 is queued (it reads the token step n's sampler left on the GPU)
+// before step n's token is mapped back, so the GPU never idles waiting for the CPU's read-back.
+import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
+import { DeviceLostError, RequestError } from '../errors.ts';
+import { StreamingDecoder } from '../tokenizer/streaming.ts';
+import type { Tokenizer } from '../tokenizer/types.ts';
+import type { GpuModel, Sampler } from './gpu-model.ts';
+
+export function validateRequest(request: GenerateRequest): void {
+  if (!Number.isInteger(request.maxTokens) || request.maxTokens < 0) throw new RequestError(`maxTokens must be a whole number >= 0, got ${request.maxTokens}`);
+  if (!Number.isFinite(request.temperature) || request.temperature < 0) throw new RequestError(`temperature must be >= 0, got ${request.temperature}`);
+  if (!Number.isInteger(request.seed)) throw new RequestError(`seed must be an integer, got ${request.seed}`);
+}
+
+/**
+ * Generation ends at EOS, and also at BOS: llama2.c models delimit stories with BOS and never emit
+ * EOS (llama2.c's run.c stops on BOS the same way), and a chat model's BOS opens a new turn.
+ */
+export function stopTokens(tokenizer: Tokenizer): number[] {
+  return [tokenizer.eosId, tokenizer.bosId];
+}
+
+export async function generate(
+  model: GpuModel,
+  tokenizer: Tokenizer,
+  request: GenerateRequest,
+  onToken?: (event: TokenEvent) => void,
+  signal?: AbortSignal,
+): Promise<GenerateResult> {
+  validateRequest(request);
+  const prompt = tokenizer.encode(request.prompt, { bos: true });
+  const context = model.contextLength;
+  if (prompt.length >= context) {
+    throw new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${context}: shorten it to at most ${context - 1} tokens`);
+  }
+  const budget = Math.min(request.maxTokens, context - prompt.length);
+  const sampler: Sampler = request.temperature > 0 ? { kind: 'temperature', temperature: request.temperature, seed: request.seed } : { kind: 'argmax' };
+  const stopIds = stopTokens(tokenizer);
+  const tokens = [...prompt];
+  const decoder = new StreamingDecoder(tokenizer, prompt);
+  let text = '';
+  let stopReason: StopReason = budget < request.maxTokens ? 'context' : 'length';
+
+  const started = performance.now();
+  let prefillMs = 0;
+  let lastTokenAt = started;
+
+  // Fails fast if the device is lost while we wait on a read-back.
+  const lost = model.gpu.lost.then((error) => Promise.reject<number>(error));
+  lost.catch(() => {});
+  const readToken = (slot: number) => Promise.race([model.readToken(slot), lost]);
+
+  try {
+    if (budget > 0) {
+      for (let pos = 0; pos < prompt.length - 1; pos++) model.submitStep(pos, prompt[pos], null);
+      model.submitStep(prompt.length - 1, prompt[prompt.length - 1], sampler, 0);
+    }
+    for (let n = 0; n < budget; n++) {
+      const pos = prompt.length + n; // position of the token being produced
+      if (signal?.aborted) {
+        stopReason = 'cancelled';
+        break;
+      }
+      // Queue the next step before waiting on this one's token (it reads the token on the GPU).
+      if (n + 1 < budget) model.submitStep(pos, null, sampler, (n + 1) % 2);
+      const token = await readToken(n % 2);
+      const now = performance.now();
+      if (n === 0) prefillMs = now - started;
+      tokens.push(token);
+      const fragment = decoder.push(token);
+      text += fragment;
+      onToken?.({ position: pos, token, text: fragment, stepMs: now - lastTokenAt });
+      lastTokenAt = now;
+      if (stopIds.includes(token)) {
+        stopReason = 'eos';
+        break;
+      }
+    }
+    text += decoder.flush();
+  } catch (error) {
+    if (model.gpu.isLost()) throw error instanceof DeviceLostError ? error : new DeviceLostError(`the GPU device was lost during generation: ${(error as Error).message}`);
+    throw error;
+  }
+  // Let a queued step that turned out to be unnecessary (EOS, cancel) finish before returning.
+  await model.gpu.device.queue.onSubmittedWorkDone();
+
+  const generatedTokens = tokens.length - prompt.length;
+  const decodeMs = generatedTokens > 0 ? lastTokenAt - started - prefillMs : 0;
+  return {
+    tokens,
+    text,
+    promptTokens: prompt.length,
+    generatedTokens,
+    prefillMs,
+    decodeMs,
+    // Like llama2.c, the rate counts the tokens after the first (whose time is the prefill's).
+    decodeTokensPerSecond: generatedTokens > 1 ? ((generatedTokens - 1) * 1000) / decodeMs : 0,
+    stopReason,
+  };
+}

@@ -1,0 +1,237 @@
+// A model resident on the GPU: weights, KV cache and scratch buffers, and the dispatch lists of one
+// forward step, all created once. A decode step writes 12 bytes of step uniforms (and the token id
+// during prefill), encodes the prebuilt dispatches into one command buffer and submits it once.
+import type { GpuContext } from '../gpu/device.ts';
+import { withErrorScope } from '../gpu/device.ts';
+import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts';
+import { packParams, stepLayout } from '../gpu/params.ts';
+import { createAttention } from '../kernels/attention.ts';
+import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
+import { createEmbedding } from '../kernels/embedding.ts';
+import { createMatvec } from '../kernels/matvec.ts';
+import { createRmsnorm } from '../kernels/rmsnorm.ts';
+import { createRope, ropeTable } from '../kernels/rope.ts';
+import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
+import { RequestError } from '../errors.ts';
+import { getTensor, layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
+
+export interface GpuModelOptions {
+  /** Cap on the KV cache length (default 2048, never above the model's maxSeqLen). */
+  maxContext?: number;
+}
+
+export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number };
+
+/** Scratch memory of one forward step (the GPU twin of llama2.c's RunState). */
+interface RunState {
+  x: GPUBuffer; // (dim) residual stream
+  xb: GPUBuffer; // (dim) normalized input of a block
+  xb2: GPUBuffer; // (dim) block output before the residual add
+  q: GPUBuffer; // (nHeads * headDim)
+  k: GPUBuffer; // (kvDim)
+  v: GPUBuffer; // (kvDim)
+  att: GPUBuffer; // (nHeads * headDim) attention output
+  scores: GPUBuffer; // (nHeads, maxSeq) attention scratch
+  hb: GPUBuffer; // (hiddenDim) gate, then silu(gate) * up
+  hb2: GPUBuffer; // (hiddenDim) up
+  logits: GPUBuffer; // (vocab)
+  keyCache: GPUBuffer; // (layer, maxSeq, kvDim)
+  valueCache: GPUBuffer; // (layer, maxSeq, kvDim)
+  ropeTable: GPUBuffer; // (maxSeq, headDim/2, 2)
+  step: GPUBuffer; // Step uniform: pos, seed, temperature
+  token: GPUBuffer; // (1) u32: the token being processed; the sampler overwrites it with the next one
+}
+
+export class GpuModel {
+  /** Dispatches in the order they run: embedding and every layer (each prefill token runs these)... */
+  readonly bodyDispatches: readonly Dispatch[];
+  /** ...then the final norm and classifier (only where a next token is wanted). */
+  readonly headDispatches: readonly Dispatch[];
+  private readonly staging: GPUBuffer[];
+  private readonly buffers: GPUBuffer[];
+
+  private constructor(
+    readonly gpu: GpuContext,
+    readonly config: ModelConfig,
+    readonly contextLength: number,
+    readonly weightBytes: number,
+    private readonly state: RunState,
+    dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch },
+    buffers: GPUBuffer[],
+  ) {
+    this.bodyDispatches = dispatches.body;
+    this.headDispatches = dispatches.head;
+    this.argmax = dispatches.argmax;
+    this.temperatureSample = dispatches.temperature;
+    this.buffers = buffers;
+    const device = gpu.device;
+    // Two read-back slots so step n+1 can be queued while step n's token is still being mapped.
+    this.staging = [0, 1].map((i) =>
+      device.createBuffer({ label: `token.readback.${i}`, size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+    );
+  }
+
+  private readonly argmax: Dispatch;
+  private readonly temperatureSample: Dispatch;
+
+  static async create(gpu: GpuContext, model: ModelDescription, options: GpuModelOptions = {}): Promise<GpuModel> {
+    const c = model.config;
+    const device = gpu.device;
+    const maxSeq = Math.min(c.maxSeqLen, options.maxContext ?? 2048);
+    const kvDim = c.nKvHeads * c.headDim;
+    const qDim = c.nHeads * c.headDim;
+    const bindingLimit = device.limits.maxStorageBufferBindingSize;
+    const created: GPUBuffer[] = [];
+
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    const allocate = (label: string, bytes: number, usage = storage): Promise<GPUBuffer> => {
+      if (bytes > bindingLimit) {
+        throw new RequestError(`${label} needs ${bytes} bytes but this adapter binds at most ${bindingLimit} bytes per buffer`);
+      }
+      return withErrorScope(device, `allocating ${label} (${bytes} bytes)`, () => {
+        const buffer = device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
+        created.push(buffer);
+        return buffer;
+      });
+    };
+
+    try {
+      // Weights: one buffer per tensor; a tied classifier reuses the embedding's buffer.
+      const weights = new Map<string, GPUBuffer>();
+      let weightBytes = 0;
+      for (const [name, tensor] of model.tensors) {
+        if (name === 'classifier' && tensor === model.tensors.get('tokenEmbedding')) continue;
+        const buffer = await allocate(name, tensor.data.byteLength);
+        device.queue.writeBuffer(buffer, 0, tensor.data);
+        weights.set(name, buffer);
+        weightBytes += tensor.data.byteLength;
+      }
+      if (!weights.has('classifier')) weights.set('classifier', weights.get('tokenEmbedding')!);
+      const w = (name: string): GPUBuffer => {
+        getTensor(model, name); // throws a clear error for a missing tensor
+        return weights.get(name)!;
+      };
+
+      const s: RunState = {
+        x: await allocate('x', 4 * c.dim),
+        xb: await allocate('xb', 4 * c.dim),
+        xb2: await allocate('xb2', 4 * c.dim),
+        q: await allocate('q', 4 * qDim),
+        k: await allocate('k', 4 * kvDim),
+        v: await allocate('v', 4 * kvDim),
+        att: await allocate('att', 4 * qDim),
+        scores: await allocate('scores', 4 * c.nHeads * maxSeq),
+        hb: await allocate('hb', 4 * c.hiddenDim),
+        hb2: await allocate('hb2', 4 * c.hiddenDim),
+        logits: await allocate('logits', 4 * c.vocabSize),
+        keyCache: await allocate('keyCache', 4 * c.nLayers * maxSeq * kvDim),
+        valueCache: await allocate('valueCache', 4 * c.nLayers * maxSeq * kvDim),
+        ropeTable: await allocate('ropeTable', 4 * maxSeq * c.headDim),
+        step: await allocate('step', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+        token: await allocate('token', 4),
+      };
+      device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
+
+      const kc = new KernelContext(gpu);
+      const body: Promise<Dispatch>[] = [createEmbedding(kc, 'embedding', { token: s.token, table: w('tokenEmbedding'), out: s.x }, c.dim, c.vocabSize)];
+      for (let l = 0; l < c.nLayers; l++) {
+        const t = (name: Parameters<typeof layerTensor>[1]) => w(layerTensor(l, name));
+        const at = `layers.${l}`;
+        const cacheOffset = l * maxSeq * kvDim;
+        body.push(
+          // attention rmsnorm
+          createRmsnorm(kc, `${at}.attnNorm`, { x: s.x, weight: t('attnNorm'), out: s.xb }, c.dim, c.rmsEps),
+          // q, k, v projections
+          createMatvec(kc, `${at}.wq`, { weight: t('wq'), x: s.xb, out: s.q }, qDim, c.dim),
+          createMatvec(kc, `${at}.wk`, { weight: t('wk'), x: s.xb, out: s.k }, kvDim, c.dim),
+          createMatvec(kc, `${at}.wv`, { weight: t('wv'), x: s.xb, out: s.v }, kvDim, c.dim),
+          // RoPE on q and k; k and v go into the cache at this position
+          createRope(kc, `${at}.rope`, { step: s.step, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, keyCache: s.keyCache, valueCache: s.valueCache }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, cacheOffset }),
+          // multi-head attention over the cache
+          createAttention(kc, `${at}.attention`, { step: s.step, q: s.q, keyCache: s.keyCache, valueCache: s.valueCache, scores: s.scores, out: s.att }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, maxSeq, cacheOffset }),
+          // output projection, residual connection back into x
+          createMatvec(kc, `${at}.wo`, { weight: t('wo'), x: s.att, out: s.xb2 }, c.dim, qDim),
+          createAdd(kc, `${at}.attnResidual`, s.x, s.xb2, c.dim),
+          // ffn rmsnorm
+          createRmsnorm(kc, `${at}.ffnNorm`, { x: s.x, weight: t('ffnNorm'), out: s.xb }, c.dim, c.rmsEps),
+          // w2(silu(w1(x)) * w3(x))
+          createMatvec(kc, `${at}.w1`, { weight: t('w1'), x: s.xb, out: s.hb }, c.hiddenDim, c.dim),
+          createMatvec(kc, `${at}.w3`, { weight: t('w3'), x: s.xb, out: s.hb2 }, c.hiddenDim, c.dim),
+          createSwiglu(kc, `${at}.swiglu`, s.hb, s.hb2, c.hiddenDim),
+          createMatvec(kc, `${at}.w2`, { weight: t('w2'), x: s.hb, out: s.xb2 }, c.dim, c.hiddenDim),
+          // residual connection
+          createAdd(kc, `${at}.ffnResidual`, s.x, s.xb2, c.dim),
+        );
+      }
+      const head = [
+        // final rmsnorm, then the classifier into logits
+        createRmsnorm(kc, 'finalNorm', { x: s.x, weight: w('finalNorm'), out: s.xb }, c.dim, c.rmsEps),
+        createMatvec(kc, 'classifier', { weight: w('classifier'), x: s.xb, out: s.logits }, c.vocabSize, c.dim),
+      ];
+      const sampleBuffers = { logits: s.logits, token: s.token, step: s.step };
+      const [bodyDispatches, headDispatches, argmax, temperature] = await Promise.all([
+        Promise.all(body),
+        Promise.all(head),
+        createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
+        createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
+      ]);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
+    } catch (error) {
+      for (const buffer of created) buffer.destroy();
+      throw error;
+    }
+  }
+
+  /**
+   * Queues one forward step at `pos`. `token` is written to the token buffer first (prefill);
+   * without it the step consumes the token the previous step's sampler left there. With a sampler,
+   * the next token is chosen on the GPU and copied into read-back `slot` (see readToken).
+   */
+  submitStep(pos: number, token: number | null, sampler: Sampler | null, slot = 0): void {
+    if (pos >= this.contextLength) throw new RequestError(`position ${pos} is past the context of ${this.contextLength} tokens`);
+    const { device } = this.gpu;
+    const s = this.state;
+    const temperature = sampler?.kind === 'temperature' ? sampler.temperature : 0;
+    const seed = sampler?.kind === 'temperature' ? sampler.seed >>> 0 : 0;
+    device.queue.writeBuffer(s.step, 0, packParams(stepLayout, { pos, seed, temperature }));
+    if (token !== null) device.queue.writeBuffer(s.token, 0, new Uint32Array([token]));
+
+    const encoder = device.createCommandEncoder({ label: `step ${pos}` });
+    const pass = encoder.beginComputePass({ label: `forward ${pos}` });
+    encodeDispatches(pass, this.bodyDispatches);
+    if (sampler) {
+      encodeDispatches(pass, this.headDispatches);
+      encodeDispatches(pass, [sampler.kind === 'argmax' ? this.argmax : this.temperatureSample]);
+    }
+    pass.end();
+    if (sampler) encoder.copyBufferToBuffer(s.token, 0, this.staging[slot], 0, 4);
+    device.queue.submit([encoder.finish()]);
+  }
+
+  /** Waits for the token a sampled step copied into `slot`. */
+  async readToken(slot = 0): Promise<number> {
+    const buffer = this.staging[slot];
+    await buffer.mapAsync(GPUMapMode.READ);
+    const token = new Uint32Array(buffer.getMappedRange())[0];
+    buffer.unmap();
+    return token;
+  }
+
+  /** Copies the logits of the last sampled step back (tests and the lab's sampling view). */
+  async readLogits(): Promise<Float32Array> {
+    const { device } = this.gpu;
+    const bytes = 4 * this.config.vocabSize;
+    const readback = device.createBuffer({ label: 'logits.readback', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.state.logits, 0, readback, 0, bytes);
+    device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(GPUMapMode.READ);
+    const logits = new Float32Array(readback.getMappedRange().slice(0));
+    readback.destroy();
+    return logits;
+  }
+
+  destroy(): void {
+    for (const buffer of [...this.buffers, ...this.staging]) buffer.destroy();
+  }
+}
