@@ -3,7 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../src/engine/index.ts';
-import { ModelFormatError, RequestError } from '../src/engine/errors.ts';
+import { DeviceLostError, ModelFormatError, RequestError } from '../src/engine/errors.ts';
+import { requestGpu } from '../src/engine/gpu/device.ts';
+import { generate } from '../src/engine/runtime/generate.ts';
+import { parseLlama2cTokenizer } from '../src/engine/tokenizer/llama2c.ts';
 import { loadModelDescription } from '../src/engine/model/load.ts';
 import type { ModelDescription } from '../src/engine/model/types.ts';
 import { ReferenceModel, referenceGenerate } from '../src/engine/reference/forward.ts';
@@ -99,6 +102,20 @@ describe('stories260K on the GPU', () => {
     }, controller.signal);
     expect(result.stopReason).toBe('cancelled');
     expect(result.tokens).toEqual(referenceTokens.slice(0, 11));
+  });
+});
+
+describe('device loss', () => {
+  it('surfaces as DeviceLostError, and a new engine works afterwards', async () => {
+    const description = await loadModelDescription(models, 'stories260K/stories260K.bin');
+    const gpu = await requestGpu(nodeGpu());
+    const model = await GpuModel.create(gpu, description, { maxContext: 32 });
+    const tokenizer = parseLlama2cTokenizer(await models.read('stories260K/tok512.bin'), 'tok512.bin', 512);
+    gpu.device.destroy();
+    await expect(generate(model, tokenizer, { prompt: '', maxTokens: 5, temperature: 0, seed: 0 })).rejects.toThrow(DeviceLostError);
+    const engine = await createEngine({ gpu: nodeGpu(), files: models, entry: 'stories260K/stories260K.bin' });
+    expect((await engine.generate({ prompt: '', maxTokens: 3, temperature: 0, seed: 0 })).tokens).toEqual([1, 403, 407, 261]);
+    engine.dispose();
   });
 });
 

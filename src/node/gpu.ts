@@ -1,7 +1,9 @@
 // WebGPU for Node through Dawn (the `webgpu` npm package). Chooses the Vulkan driver: the
 // system's when the machine has a GPU, otherwise the SwiftShader software driver shipped with
 // Debian's chromium package, so the same WGSL runs on machines without a GPU (CI).
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 
 export const swiftShaderIcd = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -19,12 +21,18 @@ export function chooseVulkanDriver(): void {
   if (!hasGpuDeviceNode() && existsSync(swiftShaderIcd)) process.env.VK_ICD_FILENAMES = swiftShaderIcd;
 }
 
+// Vulkan's window-system probing complains on stderr without a runtime dir (headless machines, CI).
+function ensureRuntimeDir(): void {
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'lab-xdg-'));
+}
+
 let gpu: GPU | undefined;
 
 /** The process-wide `GPU` object (navigator.gpu's equivalent in Node). */
 export function nodeGpu(): GPU {
   if (!gpu) {
     chooseVulkanDriver();
+    ensureRuntimeDir();
     Object.assign(globalThis, globals);
     gpu = create([]);
   }

@@ -2,7 +2,7 @@
 // Decode is pipelined: step n+1 is queued (it reads the token step n's sampler left on the GPU)
 // before step n's token is mapped back, so the GPU never idles waiting for the CPU's read-back.
 import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
-import { DeviceLostError, RequestError } from '../errors.ts';
+import { GpuOperationError, RequestError } from '../errors.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { GpuModel, Sampler } from './gpu-model.ts';
@@ -79,11 +79,14 @@ export async function generate(
     }
     text += decoder.flush();
   } catch (error) {
-    if (model.gpu.isLost()) throw error instanceof DeviceLostError ? error : new DeviceLostError(`the GPU device was lost during generation: ${(error as Error).message}`);
-    throw error;
+    // A read-back can fail before the device's lost promise settles: give it a moment to say so.
+    const lostError = await Promise.race([model.gpu.lost, new Promise<null>((resolve) => setTimeout(() => resolve(null), 100))]);
+    throw lostError ?? error;
   }
   // Let a queued step that turned out to be unnecessary (EOS, cancel) finish before returning.
   await model.gpu.device.queue.onSubmittedWorkDone();
+  const gpuErrors = model.gpu.takeUncapturedErrors();
+  if (gpuErrors.length > 0) throw new GpuOperationError(`the GPU reported errors during generation; the output cannot be trusted: ${gpuErrors.join('; ')}`);
 
   const generatedTokens = tokens.length - prompt.length;
   const decodeMs = generatedTokens > 0 ? lastTokenAt - started - prefillMs : 0;
