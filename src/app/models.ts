@@ -1,0 +1,39 @@
+// The models the lab offers. Paths are relative to the models directory the dev/preview server
+// serves at /models/ (see vite.config.ts).
+
+export interface ModelChoice {
+  /** Stable key for the picker (the entry path). */
+  id: string;
+  label: string;
+  /** File or folder the engine loads. */
+  entry: string;
+  /** Tokenizer file, when the model carries none of its own. */
+  tokenizer?: string;
+}
+
+export const modelChoices: readonly ModelChoice[] = [
+  { id: 'stories260K/stories260K.bin', label: 'stories260K — llama2.c .bin', entry: 'stories260K/stories260K.bin', tokenizer: 'stories260K/tok512.bin' },
+  { id: 'stories260K/stories260K.gguf', label: 'stories260K — GGUF (embedded vocab)', entry: 'stories260K/stories260K.gguf' },
+  { id: 'stories260K-hf', label: 'stories260K — Hugging Face safetensors', entry: 'stories260K-hf', tokenizer: 'stories260K/tok512.bin' },
+];
+
+export const defaultModelId = modelChoices[0].id;
+
+/**
+ * The picker's choices for this page, plus the one named by `?model=PATH` (and optional
+ * `&tokenizer=PATH`, empty for none) when it is not a known model. Returns the id to select first.
+ */
+export function choicesFromQuery(search: string): { choices: ModelChoice[]; selected: string } {
+  const params = new URLSearchParams(search);
+  const entry = params.get('model');
+  const choices = [...modelChoices];
+  if (!entry) return { choices, selected: defaultModelId };
+  const known = choices.find((c) => c.id === entry);
+  if (known) return { choices, selected: known.id };
+  const tokenizerParam = params.get('tokenizer');
+  const tokenizer = tokenizerParam ?? (entry.endsWith('.gguf') ? undefined : 'stories260K/tok512.bin');
+  const custom: ModelChoice = { id: entry, label: `${entry} (from the URL)`, entry };
+  if (tokenizer) custom.tokenizer = tokenizer;
+  choices.push(custom);
+  return { choices, selected: custom.id };
+}

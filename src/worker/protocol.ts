@@ -1,0 +1,60 @@
+// The page <-> engine worker protocol. Requests and responses are discriminated unions on `type`,
+// each with its own payload, so neither side needs a cast. Every request carries an `id`
+// (a uuid) that all of its responses echo; errors cross as { name, message } (serializeError) and
+// are rebuilt as typed classes on the page (rebuildError).
+import type { AdapterReport, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
+import type { SerializedError } from '../engine/errors.ts';
+
+export interface LoadPayload {
+  /** Absolute URL of the models directory, ending in '/', e.g. "http://127.0.0.1:5173/models/". */
+  modelsUrl: string;
+  /** Model path relative to modelsUrl: a file (.bin, .gguf) or a Hugging Face folder. */
+  entry: string;
+  /** Tokenizer path relative to modelsUrl, when the model file has none of its own. */
+  tokenizer?: string;
+}
+
+type Empty = Record<string, never>;
+
+/** What each request type carries. */
+interface RequestPayloads {
+  /** Reports the adapter's capabilities without loading a model. */
+  probe: Empty;
+  /** Creates the worker's engine (replacing any earlier one). */
+  load: LoadPayload;
+  /** Runs one generation on the loaded engine; streams `token` responses, ends with `generated`. */
+  generate: GenerateRequest;
+  /** Aborts the generation whose request id is `generateId` (no response of its own). */
+  cancel: { generateId: string };
+  /** Frees the engine's GPU resources; the worker closes after answering. */
+  dispose: Empty;
+}
+
+/** What each response type carries. */
+interface ResponsePayloads {
+  probed: { adapter: AdapterReport };
+  progress: { message: string };
+  loaded: { adapter: AdapterReport; model: ModelInfo };
+  token: TokenEvent;
+  generated: GenerateResult;
+  disposed: Empty;
+  /** The request failed; ends the request like a final response does. */
+  error: SerializedError;
+}
+
+export type RequestType = keyof RequestPayloads;
+export type ResponseType = keyof ResponsePayloads;
+
+export type WorkerRequest = { [K in RequestType]: { type: K; id: string; payload: RequestPayloads[K] } }[RequestType];
+export type WorkerResponse = { [K in ResponseType]: { type: K; id: string; payload: ResponsePayloads[K] } }[ResponseType];
+
+export type RequestOf<K extends RequestType> = Extract<WorkerRequest, { type: K }>;
+export type ResponseOf<K extends ResponseType> = Extract<WorkerResponse, { type: K }>;
+
+/** The response that ends each kind of request successfully (cancel has none). */
+export interface FinalResponse {
+  probe: 'probed';
+  load: 'loaded';
+  generate: 'generated';
+  dispose: 'disposed';
+}

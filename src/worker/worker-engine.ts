@@ -1,0 +1,187 @@
+// The page's side of the engine worker. WorkerEngine implements the same Engine interface as the
+// in-process engine; each call is a request with a uuid, and the worker's responses settle the
+// matching promise. Errors come back as the engine's typed classes (rebuildError), so a bad model
+// file arrives as a ModelFormatError that names the file.
+import type { AdapterReport, Engine, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
+import { rebuildError } from '../engine/errors.ts';
+import type { FinalResponse, RequestOf, RequestType, ResponseOf, WorkerRequest, WorkerResponse } from './protocol.ts';
+
+/** The worker could not run at all (its script failed to load or threw outside any request). */
+export class WorkerCrashedError extends Error {
+  override name = 'WorkerCrashedError';
+}
+
+interface Pending {
+  resolve: (response: WorkerResponse) => void;
+  reject: (error: Error) => void;
+  final: WorkerResponse['type'];
+  onToken?: (event: TokenEvent) => void;
+  onProgress?: (message: string) => void;
+}
+
+let counter = 0;
+function newId(): string {
+  return globalThis.crypto?.randomUUID?.() ?? `request-${Date.now()}-${++counter}`;
+}
+
+function spawnWorker(): Worker {
+  return new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'engine' });
+}
+
+/** One engine worker and the requests in flight to it. */
+class WorkerClient {
+  readonly #worker: Worker;
+  readonly #pending = new Map<string, Pending>();
+  #crashed: Error | null = null;
+
+  constructor(worker: Worker) {
+    this.#worker = worker;
+    worker.addEventListener('message', (event: MessageEvent<WorkerResponse>) => this.#receive(event.data));
+    worker.addEventListener('error', (event: ErrorEvent) => {
+      event.preventDefault();
+      const where = event.filename ? ` (${event.filename}:${event.lineno})` : '';
+      this.#crash(new WorkerCrashedError(`the engine worker failed${where}: ${event.message || 'its script could not be loaded or threw'}`));
+    });
+    worker.addEventListener('messageerror', () => this.#crash(new WorkerCrashedError('the engine worker sent a message that could not be read')));
+  }
+
+  request<K extends keyof FinalResponse>(
+    type: K,
+    payload: RequestOf<K>['payload'],
+    handlers: Pick<Pending, 'onToken' | 'onProgress'> = {},
+    id = newId(),
+  ): Promise<ResponseOf<FinalResponse[K]>> {
+    if (this.#crashed) return Promise.reject(this.#crashed);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (response: WorkerResponse) => void, reject, final: finalOf[type], ...handlers });
+      this.#post({ type, id, payload } as WorkerRequest);
+    });
+  }
+
+  cancel(generateId: string): void {
+    if (this.#pending.has(generateId)) this.#post({ type: 'cancel', id: newId(), payload: { generateId } });
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    this.#crash(new WorkerCrashedError('the engine worker was terminated'));
+  }
+
+  #post(request: WorkerRequest): void {
+    this.#worker.postMessage(request);
+  }
+
+  #receive(response: WorkerResponse): void {
+    const pending = this.#pending.get(response.id);
+    if (!pending) return; // a response to a request we no longer wait for
+    switch (response.type) {
+      case 'token':
+        pending.onToken?.(response.payload);
+        return;
+      case 'progress':
+        pending.onProgress?.(response.payload.message);
+        return;
+      case 'error':
+        this.#pending.delete(response.id);
+        pending.reject(rebuildError(response.payload));
+        return;
+      default:
+        if (response.type !== pending.final) return;
+        this.#pending.delete(response.id);
+        pending.resolve(response);
+    }
+  }
+
+  #crash(error: Error): void {
+    this.#crashed ??= error;
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+}
+
+const finalOf: FinalResponse = { probe: 'probed', load: 'loaded', generate: 'generated', dispose: 'disposed' };
+
+export interface WorkerEngineOptions {
+  /** Model path relative to the models URL: 'stories260K/stories260K.bin', a .gguf, or an HF folder. */
+  entry: string;
+  /** Tokenizer path relative to the models URL (e.g. 'stories260K/tok512.bin'). */
+  tokenizer?: string;
+  /** Where the models are served; default `/models/` on this page's origin. */
+  modelsUrl?: string;
+  onProgress?: (message: string) => void;
+}
+
+export function defaultModelsUrl(): string {
+  return new URL('models/', new URL(import.meta.env.BASE_URL, location.href)).href;
+}
+
+/** Engine running in a dedicated Web Worker. Create it with WorkerEngine.load(). */
+export class WorkerEngine implements Engine {
+  readonly adapter: AdapterReport;
+  readonly model: ModelInfo;
+  readonly #client: WorkerClient;
+  #disposed = false;
+
+  private constructor(client: WorkerClient, adapter: AdapterReport, model: ModelInfo) {
+    this.#client = client;
+    this.adapter = adapter;
+    this.model = model;
+  }
+
+  /**
+   * Starts a worker and loads the model in it. Rejects with the engine's typed error when the
+   * model cannot be loaded (ModelFormatError names the file; GpuUnavailableError when there is no
+   * WebGPU), and the worker is terminated.
+   */
+  static async load(options: WorkerEngineOptions): Promise<WorkerEngine> {
+    const client = new WorkerClient(spawnWorker());
+    const payload: RequestOf<'load'>['payload'] = { modelsUrl: options.modelsUrl ?? defaultModelsUrl(), entry: options.entry };
+    if (options.tokenizer) payload.tokenizer = options.tokenizer;
+    try {
+      const { payload: loaded } = await client.request('load', payload, { onProgress: options.onProgress });
+      return new WorkerEngine(client, loaded.adapter, loaded.model);
+    } catch (error) {
+      client.terminate();
+      throw error;
+    }
+  }
+
+  /** Reports the adapter's capabilities from a short-lived worker, without loading a model. */
+  static async probeAdapter(): Promise<AdapterReport> {
+    const client = new WorkerClient(spawnWorker());
+    try {
+      return (await client.request('probe', {})).payload.adapter;
+    } finally {
+      client.terminate();
+    }
+  }
+
+  async generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult> {
+    if (this.#disposed) throw new Error('this engine was disposed');
+    const id = newId();
+    const cancel = () => this.#client.cancel(id);
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      const response = this.#client.request('generate', request, { onToken }, id);
+      if (signal?.aborted) cancel();
+      return (await response).payload;
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    // Let the worker free its GPU buffers, then make sure it is gone even if it does not answer.
+    const client = this.#client;
+    const timer = setTimeout(() => client.terminate(), 2_000);
+    client
+      .request('dispose', {})
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        client.terminate();
+      });
+  }
+}
