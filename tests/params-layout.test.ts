@@ -5,7 +5,9 @@ import { shaderSources, type ShaderFamily } from '../src/engine/gpu/shaders.ts';
 import { attentionParams } from '../src/engine/kernels/attention.ts';
 import { elementwiseParams } from '../src/engine/kernels/elementwise.ts';
 import { embeddingParams } from '../src/engine/kernels/embedding.ts';
-import { matvecParams } from '../src/engine/kernels/matvec.ts';
+import { preprocessWgsl } from '../src/engine/gpu/wgsl.ts';
+import { matvecDefines, matvecParams, type MatvecVariantName } from '../src/engine/kernels/matvec.ts';
+import { weightFormats } from '../src/engine/quant/formats.ts';
 import { rmsnormParams } from '../src/engine/kernels/rmsnorm.ts';
 import { ropeParams } from '../src/engine/kernels/rope.ts';
 import { sampleParams } from '../src/engine/kernels/sample.ts';
@@ -38,6 +40,16 @@ describe('uniform layouts', () => {
     expect(wgslStruct(shaderSources[family], 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
   });
 
+  // matvec is preprocessed per format: every expansion must keep the struct the TypeScript packs.
+  it.each(weightFormats)('matvec Params matches for %s weights once preprocessed', (format) => {
+    for (const variant of ['naive', 'subgroup'] satisfies MatvecVariantName[]) {
+      for (const vec4 of [false, true]) {
+        const source = preprocessWgsl(shaderSources.matvec, matvecDefines({ format, variant, vec4 }), 'matvec');
+        expect(wgslStruct(source, 'Params')).toEqual(matvecParams.map(([n, t]) => [n, t]));
+      }
+    }
+  });
+
   it.each(Object.keys(shaderSources) as ShaderFamily[])('%s Step (if any) matches stepLayout', (family) => {
     const step = wgslStruct(shaderSources[family], 'Step');
     if (step.length > 0) expect(step).toEqual(stepLayout.map(([n, t]) => [n, t]));
@@ -46,7 +58,7 @@ describe('uniform layouts', () => {
   it('packs values in order and refuses non-u32 values', () => {
     const bytes = new DataView(packParams(ropeParams, { qPairs: 1, kvDim: 2, halfHeadDim: 3, cacheOffset: 4 }));
     expect([0, 4, 8, 12].map((o) => bytes.getUint32(o, true))).toEqual([1, 2, 3, 4]);
-    expect(() => packParams(matvecParams, { rows: -1, cols: 2 })).toThrow(/not a u32/);
-    expect(() => packParams(matvecParams, { rows: 1.5, cols: 2 })).toThrow(/not a u32/);
+    expect(() => packParams(matvecParams, { rows: -1, cols: 2, units: 2, scalesOffset: 0 })).toThrow(/not a u32/);
+    expect(() => packParams(matvecParams, { rows: 1.5, cols: 2, units: 2, scalesOffset: 0 })).toThrow(/not a u32/);
   });
 });

@@ -4,6 +4,7 @@ import type { GpuContext } from './device.ts';
 import { withErrorScope } from './device.ts';
 import { createParamsBuffer, type ParamLayout, type ParamValues } from './params.ts';
 import { compileShader, shaderSources, type ShaderFamily } from './shaders.ts';
+import { preprocessWgsl, type WgslDefines } from './wgsl.ts';
 
 /** The cost model of one launch: what it must move and compute at minimum. */
 export interface Cost {
@@ -28,6 +29,8 @@ export interface DispatchSpec<L extends ParamLayout> {
   entryPoint?: string;
   /** Values for the WGSL `override` constants. */
   constants?: Record<string, number>;
+  /** Preprocessor flags for families with `#if` blocks (see wgsl.ts). */
+  defines?: WgslDefines;
   params: { layout: L; values: ParamValues<L> };
   /** Buffers for bindings 1, 2, ... (binding 0 is always the params uniform). */
   buffers: GPUBuffer[];
@@ -35,9 +38,9 @@ export interface DispatchSpec<L extends ParamLayout> {
   cost: Cost;
 }
 
-/** Compiles each (family, entry point, constants) once and builds dispatches from specs. */
+/** Compiles each (family, defines, entry point, constants) once and builds dispatches from specs. */
 export class KernelContext {
-  private readonly modules = new Map<ShaderFamily, Promise<GPUShaderModule>>();
+  private readonly modules = new Map<string, Promise<GPUShaderModule>>();
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
 
   /** The grid's per-dimension limit; tests lower it to exercise the y-overflow path on small shapes. */
@@ -54,11 +57,11 @@ export class KernelContext {
     return this.gpu.device;
   }
 
-  pipeline(family: ShaderFamily, entryPoint = 'main', constants: Record<string, number> = {}): Promise<GPUComputePipeline> {
-    const key = `${family}:${entryPoint}:${JSON.stringify(constants)}`;
+  pipeline(family: ShaderFamily, entryPoint = 'main', constants: Record<string, number> = {}, defines: WgslDefines = {}): Promise<GPUComputePipeline> {
+    const key = `${family}:${entryPoint}:${JSON.stringify(constants)}:${JSON.stringify(defines)}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      pipeline = this.module(family).then((module) =>
+      pipeline = this.module(family, defines).then((module) =>
         this.device.createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint, constants } }),
       );
       this.pipelines.set(key, pipeline);
@@ -66,18 +69,19 @@ export class KernelContext {
     return pipeline;
   }
 
-  private module(family: ShaderFamily): Promise<GPUShaderModule> {
-    let module = this.modules.get(family);
+  private module(family: ShaderFamily, defines: WgslDefines): Promise<GPUShaderModule> {
+    const key = `${family}:${JSON.stringify(defines)}`;
+    let module = this.modules.get(key);
     if (!module) {
-      module = compileShader(this.device, family, shaderSources[family]);
-      this.modules.set(family, module);
+      module = (async () => compileShader(this.device, family, preprocessWgsl(shaderSources[family], defines, family)))();
+      this.modules.set(key, module);
     }
     return module;
   }
 
   async dispatch<L extends ParamLayout>(spec: DispatchSpec<L>): Promise<Dispatch> {
     const entryPoint = spec.entryPoint ?? 'main';
-    const pipeline = await this.pipeline(spec.family, entryPoint, spec.constants);
+    const pipeline = await this.pipeline(spec.family, entryPoint, spec.constants, spec.defines);
     const bindGroup = await withErrorScope(this.device, `binding ${spec.label}`, () => {
       const params = createParamsBuffer(this.device, `${spec.label}.params`, spec.params.layout, spec.params.values);
       return this.device.createBindGroup({

@@ -1,25 +1,37 @@
-// out (rows) = weight (rows, cols) @ x (cols), f32 weights. See shaders/matvec.wgsl.
+// out (rows) = weight (rows, cols) @ x (cols) for every weight format. See shaders/matvec.wgsl.
+// This module builds dispatches for a (format, strategy) pair; which strategies an adapter can run,
+// and which is fastest, is the registry's business (matvec-variants.ts).
 import { grid, type Cost, type Dispatch, type KernelContext } from '../gpu/kernel.ts';
 import type { ParamLayout } from '../gpu/params.ts';
+import type { WgslDefines } from '../gpu/wgsl.ts';
+import { isQuantized, packedByteLength, paddedColsOf, quantLayout, type WeightFormat } from '../quant/formats.ts';
 
 export const matvecParams = [
   ['rows', 'u32'],
   ['cols', 'u32'],
+  ['units', 'u32'], // units per row (f32 or vec4<f32>, u32 of two halves, 32-weight block)
+  ['scalesOffset', 'u32'], // q8_0 / q4_0: u32 index of the first block scale
 ] as const satisfies ParamLayout;
 
+export type MatvecVariantName = 'naive' | 'splitK' | 'subgroup' | 'multiRow';
+
 export const matvecWorkgroupSize = 64;
+export const matvecRowsPerWorkgroup = 4;
 
-export type MatvecStrategy = 'splitK' | 'rowPerThread';
-export const matvecStrategies: readonly MatvecStrategy[] = ['splitK', 'rowPerThread'];
-
-/** Barriers dominate on CPU-emulated adapters; real GPUs want coalesced split-K reads. */
-export function defaultMatvecStrategy(isFallbackAdapter: boolean): MatvecStrategy {
-  return isFallbackAdapter ? 'rowPerThread' : 'splitK';
+/** Everything a compiled matvec pipeline depends on besides the override constants. */
+export interface MatvecKernel {
+  format: WeightFormat;
+  variant: MatvecVariantName;
+  /** f32 rows that are whole vec4s are read as vec4<f32>. */
+  vec4: boolean;
 }
 
-/** Every weight once, x once per workgroup (cached, so counted once), out once. */
-export function matvecCost(rows: number, cols: number): Cost {
-  return { bytesRead: 4 * rows * cols + 4 * cols, bytesWritten: 4 * rows, flops: 2 * rows * cols };
+/** The shape of a packed matrix, as the kernels see it. */
+export interface MatvecShape {
+  format: WeightFormat;
+  rows: number;
+  cols: number;
+  paddedCols: number;
 }
 
 export interface MatvecBuffers {
@@ -28,6 +40,82 @@ export interface MatvecBuffers {
   out: GPUBuffer;
 }
 
+function matvecKernel(format: WeightFormat, variant: MatvecVariantName, cols: number): MatvecKernel {
+  return { format, variant, vec4: format === 'f32' && cols % 4 === 0 };
+}
+
+/** The preprocessor flags of a kernel (shaders/matvec.wgsl's header lists them). */
+export function matvecDefines(k: MatvecKernel): WgslDefines {
+  return {
+    F32: k.format === 'f32',
+    F16: k.format === 'f16',
+    F16_NATIVE: k.format === 'f16-native',
+    Q8_0: k.format === 'q8_0',
+    Q4_0: k.format === 'q4_0',
+    QUANT: isQuantized(k.format),
+    VEC4: k.vec4,
+    SUBGROUPS: k.variant === 'subgroup',
+  };
+}
+
+/** Weights, scales and x read once, out written once; 2 flops per weight. */
+export function formatMatvecCost(format: WeightFormat, rows: number, cols: number): Cost {
+  return { bytesRead: packedByteLength(format, rows, cols) + 4 * cols, bytesWritten: 4 * rows, flops: 2 * rows * cols };
+}
+
+function params(k: MatvecKernel, m: MatvecShape) {
+  if (isQuantized(k.format)) {
+    const layout = quantLayout(k.format, m.rows, m.paddedCols);
+    return { rows: m.rows, cols: m.cols, units: layout.blocksPerRow, scalesOffset: layout.scalesOffset };
+  }
+  const units = k.format === 'f32' ? (k.vec4 ? m.cols / 4 : m.cols) : m.paddedCols / 2;
+  return { rows: m.rows, cols: m.cols, units, scalesOffset: 0 };
+}
+
+function workgroups(variant: MatvecVariantName, rows: number): number {
+  switch (variant) {
+    case 'naive':
+      return Math.ceil(rows / matvecWorkgroupSize);
+    case 'multiRow':
+      return Math.ceil(rows / matvecRowsPerWorkgroup);
+    case 'splitK':
+    case 'subgroup':
+      return rows;
+  }
+}
+
+/**
+ * A dispatch of one strategy on a packed matrix. It does not check that the adapter supports the
+ * strategy (createFormatMatvec in matvec-variants.ts does); an unsupported one fails to compile.
+ */
+export function createMatvecDispatch(kc: KernelContext, label: string, b: MatvecBuffers, m: MatvecShape, variant: MatvecVariantName): Promise<Dispatch> {
+  if (m.paddedCols !== paddedColsOf(m.format, m.cols)) throw new RangeError(`${label}: a ${m.format} row of ${m.cols} weights is padded to ${paddedColsOf(m.format, m.cols)}, not ${m.paddedCols}`);
+  const k = matvecKernel(m.format, variant, m.cols);
+  const constants: Record<string, number> = { WORKGROUP_SIZE: matvecWorkgroupSize };
+  if (variant === 'multiRow') constants.ROWS_PER_WORKGROUP = matvecRowsPerWorkgroup;
+  return kc.dispatch({
+    label,
+    family: 'matvec',
+    entryPoint: variant,
+    constants,
+    defines: matvecDefines(k),
+    params: { layout: matvecParams, values: params(k, m) },
+    buffers: [b.weight, b.x, b.out],
+    workgroups: grid(workgroups(variant, m.rows), kc.maxWorkgroupsPerDimension),
+    cost: formatMatvecCost(m.format, m.rows, m.cols),
+  });
+}
+
+/** The two f32 strategies every adapter runs (the f32-only API the forward pass uses). */
+export type MatvecStrategy = 'splitK' | 'naive';
+export const matvecStrategies: readonly MatvecStrategy[] = ['splitK', 'naive'];
+
+/** Barriers dominate on CPU-emulated adapters; real GPUs want coalesced split-K reads. */
+export function defaultMatvecStrategy(isFallbackAdapter: boolean): MatvecStrategy {
+  return isFallbackAdapter ? 'naive' : 'splitK';
+}
+
+/** An f32 matvec over an unpadded (rows, cols) weight buffer. */
 export function createMatvec(
   kc: KernelContext,
   label: string,
@@ -36,15 +124,5 @@ export function createMatvec(
   cols: number,
   strategy: MatvecStrategy = defaultMatvecStrategy(kc.gpu.adapter.isFallbackAdapter),
 ): Promise<Dispatch> {
-  const groups = strategy === 'splitK' ? rows : Math.ceil(rows / matvecWorkgroupSize);
-  return kc.dispatch({
-    label,
-    family: 'matvec',
-    entryPoint: strategy,
-    constants: { WORKGROUP_SIZE: matvecWorkgroupSize },
-    params: { layout: matvecParams, values: { rows, cols } },
-    buffers: [b.weight, b.x, b.out],
-    workgroups: grid(groups, kc.maxWorkgroupsPerDimension),
-    cost: matvecCost(rows, cols),
-  });
+  return createMatvecDispatch(kc, label, b, { format: 'f32', rows, cols, paddedCols: cols }, strategy);
 }
