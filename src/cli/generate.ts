@@ -1,15 +1,20 @@
 // npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
-//                        [--temperature T] [--seed S] [--max-context N] [--json]
+//                        [--temperature T] [--seed S] [--max-context N] [--format F]
+//                        [--matvec-variant V] [--json]
 // PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
 // last line of stdout is one JSON object with the tokens, text and timings.
 import { basename, dirname } from 'node:path';
 import { createEngine } from '../engine/index.ts';
 import { directorySource, openModelPath } from '../node/fs-source.ts';
 import { nodeGpu } from '../node/gpu.ts';
+import type { MatvecVariantName } from '../engine/kernels/matvec.ts';
+import { matvecVariants } from '../engine/kernels/matvec-variants.ts';
+import { weightFormats, type WeightFormat } from '../engine/quant/formats.ts';
 import { numberOption, parseOptions, UsageError } from './args.ts';
 
 const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
-                               [--temperature T] [--seed S] [--max-context N] [--json]`;
+                               [--temperature T] [--seed S] [--max-context N] [--json]
+                               [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]`;
 
 export async function main(args: string[]): Promise<number> {
   let values;
@@ -22,6 +27,8 @@ export async function main(args: string[]): Promise<number> {
       temperature: { type: 'string' },
       seed: { type: 'string' },
       'max-context': { type: 'string' },
+      format: { type: 'string', default: 'f32' },
+      'matvec-variant': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -30,6 +37,11 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     if (!values.model) throw new UsageError('--model is required');
+    if (!weightFormats.includes(values.format as WeightFormat)) throw new UsageError(`--format must be one of ${weightFormats.join(', ')}, got "${values.format}"`);
+    const variant = values['matvec-variant'];
+    if (variant !== undefined && !matvecVariants.some((v) => v.name === variant)) {
+      throw new UsageError(`--matvec-variant must be one of ${matvecVariants.map((v) => v.name).join(', ')}, got "${variant}"`);
+    }
   } catch (error) {
     console.error(`error: ${(error as Error).message}\n${usage}`);
     return 2;
@@ -43,14 +55,23 @@ export async function main(args: string[]): Promise<number> {
     const { files, entry } = openModelPath(values.model!);
     const tokenizer = values.tokenizer ? { files: directorySource(dirname(values.tokenizer)), path: basename(values.tokenizer) } : undefined;
 
-    const engine = await createEngine({ gpu: nodeGpu(), files, entry, tokenizer, maxContext });
+    const engine = await createEngine({
+      gpu: nodeGpu(),
+      files,
+      entry,
+      tokenizer,
+      maxContext,
+      weightFormat: values.format as WeightFormat,
+      matvecVariant: values['matvec-variant'] as MatvecVariantName | undefined,
+    });
     try {
       const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed }, (event) => {
         if (!values.json) process.stdout.write(event.text);
       });
       if (values.json) {
         const { tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason } = result;
-        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: engine.model.source, tokenizer: engine.model.tokenizer, adapter: engine.adapter }));
+        const { source, tokenizer: tokenizerName, weightFormat, matvecVariant } = engine.model;
+        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: source, tokenizer: tokenizerName, weightFormat, matvecVariant, adapter: engine.adapter }));
       } else {
         process.stdout.write('\n');
         const rate = result.decodeTokensPerSecond.toFixed(1);

@@ -36,6 +36,10 @@ export interface ModelInfo {
   tokenizer: string;
   /** Bytes of weights resident on the GPU. */
   weightBytes: number;
+  /** Format of the projection and classifier weights on the GPU (f32, f16, q8_0, q4_0, ...). */
+  weightFormat: string;
+  /** The matvec kernel variant in use (tuned on this adapter unless forced). */
+  matvecVariant: string;
 }
 
 export interface GenerateRequest {

@@ -67,7 +67,14 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     progress('uploading weights and compiling kernels');
     const gpuModel = await GpuModel.create(gpu, model, options);
     if (gpu.isLost()) throw await gpu.lost;
-    return new LocalEngine(gpu, gpuModel, tokenizer, { source: model.source, config: model.config, tokenizer: name, weightBytes: gpuModel.weightBytes });
+    return new LocalEngine(gpu, gpuModel, tokenizer, {
+      source: model.source,
+      config: model.config,
+      tokenizer: name,
+      weightBytes: gpuModel.weightBytes,
+      weightFormat: gpuModel.weightFormat,
+      matvecVariant: gpuModel.matvecVariant,
+    });
   } catch (error) {
     const lost = gpu.isLost();
     gpu.device.destroy();

@@ -6,7 +6,7 @@
 // that runs WebGPU is little-endian, like the files.
 
 import { ModelFormatError } from '../errors.ts';
-import type { SourceDtype } from './types.ts';
+import type { FloatDtype } from './types.ts';
 
 export class ByteReader {
   /** Position of the next read, in bytes from the start of `bytes`. */
@@ -68,10 +68,10 @@ export class ByteReader {
 }
 
 /** Bytes per element of each dtype a tensor may be stored in. */
-export const dtypeBytes: Record<SourceDtype, number> = { f32: 4, f16: 2, bf16: 2 };
+export const dtypeBytes: Record<FloatDtype, number> = { f32: 4, f16: 2, bf16: 2 };
 
 /** Decodes little-endian tensor bytes to f32 (length must be a multiple of the dtype size). */
-export function decodeTensorData(bytes: Uint8Array, dtype: SourceDtype): Float32Array {
+export function decodeTensorData(bytes: Uint8Array, dtype: FloatDtype): Float32Array {
   switch (dtype) {
     case 'f32':
       return decodeF32(bytes);

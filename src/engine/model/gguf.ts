@@ -7,13 +7,15 @@
 // ne[0] is the innermost (fastest-varying) dimension, so a row-major (rows, cols) matrix has
 // ne = [cols, rows]. llama.cpp's Llama tensors keep Q/K rows in the adjacent-pair RoPE order.
 
+import { quantBlock, unpackMatrix, type QuantFormat } from '../quant/formats.ts';
+import { packedFromGguf } from '../quant/gguf-quant.ts';
 import { ModelFormatError } from '../errors.ts';
 import { ByteReader, decodeTensorData, dtypeBytes, elementCount } from './bytes.ts';
 import {
   type LayerTensorName,
   type ModelConfig,
   type ModelDescription,
-  type SourceDtype,
+  type FloatDtype,
   type Tensor,
   layerTensor,
   layerTensorNames,
@@ -196,20 +198,31 @@ const ggmlTypeNames: Record<number, string> = {
 };
 
 /** ggml types we decode, with the dtype they map to. */
-const decodableTypes = new Map<number, SourceDtype>([
+const decodableTypes = new Map<number, FloatDtype>([
   [0, 'f32'],
   [1, 'f16'],
   [30, 'bf16'],
 ]);
 
-/** Decodes one tensor to f32; the shape is row-major (ne reversed). */
+/** ggml block-quantized types kept as they are: block size in weights and bytes. */
+const quantizedTypes = new Map<number, { dtype: QuantFormat; blockBytes: number }>([
+  [8, { dtype: 'q8_0', blockBytes: 34 }],
+  [2, { dtype: 'q4_0', blockBytes: 18 }],
+]);
+
+/** Decodes one tensor to f32 (quantized ones also keep their blocks); the shape is row-major (ne reversed). */
 export function ggufTensor(gguf: GgufFile, info: GgufTensorInfo): Tensor {
   const typeName = ggmlTypeNames[info.type] ?? 'unknown';
   const dtype = decodableTypes.get(info.type);
-  if (!dtype) {
-    throw new ModelFormatError(gguf.file, `tensor ${info.name} has type ${info.type} (${typeName}); only F32, F16 and BF16 are supported`);
+  const quantized = quantizedTypes.get(info.type);
+  if (!dtype && !quantized) {
+    throw new ModelFormatError(gguf.file, `tensor ${info.name} has type ${info.type} (${typeName}); only F32, F16, BF16, Q8_0 and Q4_0 are supported`);
   }
-  const size = elementCount(info.dims) * dtypeBytes[dtype];
+  const shape = [...info.dims].reverse();
+  if (quantized && (shape.length !== 2 || shape[1] % quantBlock !== 0)) {
+    throw new ModelFormatError(gguf.file, `tensor ${info.name} is ${typeName} with shape [${shape.join(', ')}]; its rows must be a multiple of ${quantBlock} weights`);
+  }
+  const size = quantized ? (elementCount(info.dims) / quantBlock) * quantized.blockBytes : elementCount(info.dims) * dtypeBytes[dtype!];
   if (info.offset + size > gguf.data.length) {
     throw new ModelFormatError(
       gguf.file,
@@ -218,7 +231,11 @@ export function ggufTensor(gguf: GgufFile, info: GgufTensorInfo): Tensor {
     );
   }
   const bytes = gguf.data.subarray(info.offset, info.offset + size);
-  return { shape: [...info.dims].reverse(), sourceDtype: dtype, data: decodeTensorData(bytes, dtype) };
+  if (quantized) {
+    const packed = packedFromGguf(bytes, info.type, shape[0], shape[1]);
+    return { shape, sourceDtype: quantized.dtype, data: unpackMatrix(packed), packed };
+  }
+  return { shape, sourceDtype: dtype!, data: decodeTensorData(bytes, dtype!) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 
 import { ModelFormatError } from '../errors.ts';
 import { ByteReader, decodeTensorData, elementCount } from './bytes.ts';
-import type { SourceDtype, Tensor } from './types.ts';
+import type { FloatDtype, Tensor } from './types.ts';
 
 export interface SafetensorsTensorInfo {
   name: string;
@@ -35,7 +35,7 @@ const dtypeSizes: Record<string, number> = {
 };
 
 /** The dtypes we decode to f32. */
-const decodableDtypes: Record<string, SourceDtype> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+const decodableDtypes: Record<string, FloatDtype> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
 export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
   const reader = new ByteReader(bytes, file);

@@ -4,7 +4,9 @@
 // - Matrices are row-major (out_features, in_features), as in llama2.c and PyTorch Linear.
 // - RoPE rotates ADJACENT pairs (x[2i], x[2i+1]) like llama2.c and GGUF. Loaders of Hugging Face
 //   checkpoints (which rotate halves and permute q/k rows to match) un-permute wq/wk rows on load.
-// - Every tensor is f32 here; `sourceDtype` records what the file stored (f32, f16, bf16, ...).
+// - Every tensor's `data` is f32; `sourceDtype` records what the file stored (f32, f16, bf16, q8_0,
+//   q4_0). Quantized sources also keep their blocks in `packed`, so the GPU can use them as they
+//   are, without re-quantizing (`data` then holds the dequantized values, for the CPU reference).
 
 export interface ModelConfig {
   /** Only the Llama family for now. */
@@ -26,13 +28,19 @@ export interface ModelConfig {
   eosTokenId: number;
 }
 
-export type SourceDtype = 'f32' | 'f16' | 'bf16';
+import type { PackedMatrix, QuantFormat } from '../quant/formats.ts';
+
+/** Float encodings a file may store, decoded to f32 on load. */
+export type FloatDtype = 'f32' | 'f16' | 'bf16';
+export type SourceDtype = FloatDtype | QuantFormat;
 
 export interface Tensor {
   /** Row-major shape; matrices are (rows = out_features, cols = in_features). */
   shape: number[];
   sourceDtype: SourceDtype;
   data: Float32Array;
+  /** The file's own quantized blocks (GGUF Q8_0/Q4_0), in the GPU layout. */
+  packed?: PackedMatrix;
 }
 
 /** Canonical tensor names (llama2.c-like). Layer tensors are `layers.{i}.{name}`. */

@@ -8,7 +8,9 @@ import { packParams, stepLayout } from '../gpu/params.ts';
 import { createAttention } from '../kernels/attention.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createEmbedding } from '../kernels/embedding.ts';
-import { createMatvec } from '../kernels/matvec.ts';
+import type { MatvecShape, MatvecVariantName } from '../kernels/matvec.ts';
+import { createFormatMatvec, tuneMatvec, uploadMatrix, type TuningStore } from '../kernels/matvec-variants.ts';
+import { packMatrix, type WeightFormat } from '../quant/formats.ts';
 import { createRmsnorm } from '../kernels/rmsnorm.ts';
 import { createRope, ropeTable } from '../kernels/rope.ts';
 import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
@@ -18,6 +20,23 @@ import { getTensor, layerTensor, type ModelConfig, type ModelDescription } from 
 export interface GpuModelOptions {
   /** Cap on the KV cache length (default 2048, never above the model's maxSeqLen). */
   maxContext?: number;
+  /**
+   * Format of the projection and classifier weights (default f32). The token embedding stays f32:
+   * the gather reads one row per token, so its format barely moves the bytes per token. A tied
+   * classifier is packed into its own buffer unless the format is f32.
+   */
+  weightFormat?: WeightFormat;
+  /** Force a matvec variant instead of the one the on-device tuning run picks. */
+  matvecVariant?: MatvecVariantName;
+  /** Where tuning results persist between sessions (the browser passes localStorage). */
+  tuningStore?: TuningStore;
+}
+
+/** The matrices that go through matvec, so in the chosen weight format. */
+const matrixNames = new Set(['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3', 'classifier']);
+
+function isMatrix(name: string): boolean {
+  return matrixNames.has(name.slice(name.lastIndexOf('.') + 1));
 }
 
 export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number };
@@ -55,6 +74,9 @@ export class GpuModel {
     readonly config: ModelConfig,
     readonly contextLength: number,
     readonly weightBytes: number,
+    readonly weightFormat: WeightFormat,
+    /** The matvec variant every projection runs. */
+    readonly matvecVariant: string,
     private readonly state: RunState,
     dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch },
     buffers: GPUBuffer[],
@@ -78,16 +100,20 @@ export class GpuModel {
     const c = model.config;
     const device = gpu.device;
     const maxSeq = Math.min(c.maxSeqLen, options.maxContext ?? 2048);
+    const format = options.weightFormat ?? 'f32';
     const kvDim = c.nKvHeads * c.headDim;
     const qDim = c.nHeads * c.headDim;
     const bindingLimit = device.limits.maxStorageBufferBindingSize;
     const created: GPUBuffer[] = [];
 
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const allocate = (label: string, bytes: number, usage = storage): Promise<GPUBuffer> => {
+    const checkBinding = (label: string, bytes: number) => {
       if (bytes > bindingLimit) {
         throw new RequestError(`${label} needs ${bytes} bytes but this adapter binds at most ${bindingLimit} bytes per buffer`);
       }
+    };
+    const allocate = (label: string, bytes: number, usage = storage): Promise<GPUBuffer> => {
+      checkBinding(label, bytes);
       return withErrorScope(device, `allocating ${label} (${bytes} bytes)`, () => {
         const buffer = device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
         created.push(buffer);
@@ -96,21 +122,40 @@ export class GpuModel {
     };
 
     try {
-      // Weights: one buffer per tensor; a tied classifier reuses the embedding's buffer.
+      // Weights: one buffer per tensor. Matrices are packed in the chosen format (a file's own
+      // quantized blocks are used as they are when the format matches); vectors stay f32.
       const weights = new Map<string, GPUBuffer>();
+      const shapes = new Map<string, MatvecShape>();
       let weightBytes = 0;
       for (const [name, tensor] of model.tensors) {
-        if (name === 'classifier' && tensor === model.tensors.get('tokenEmbedding')) continue;
-        const buffer = await allocate(name, tensor.data.byteLength);
-        device.queue.writeBuffer(buffer, 0, tensor.data);
-        weights.set(name, buffer);
-        weightBytes += tensor.data.byteLength;
+        const sharesEmbedding = name === 'classifier' && tensor === model.tensors.get('tokenEmbedding');
+        if (isMatrix(name) && !(sharesEmbedding && format === 'f32')) {
+          const [rows, cols] = tensor.shape;
+          const packed = tensor.packed?.format === format ? tensor.packed : packMatrix(tensor.data, rows, cols, format);
+          checkBinding(name, packed.data.byteLength);
+          weights.set(name, await withErrorScope(device, `uploading ${name} (${packed.byteLength} bytes)`, () => uploadMatrix(device, packed, name)));
+          created.push(weights.get(name)!);
+          shapes.set(name, packed);
+          weightBytes += packed.byteLength;
+        } else if (!sharesEmbedding) {
+          const buffer = await allocate(name, tensor.data.byteLength);
+          device.queue.writeBuffer(buffer, 0, tensor.data);
+          weights.set(name, buffer);
+          weightBytes += tensor.data.byteLength;
+        }
       }
-      if (!weights.has('classifier')) weights.set('classifier', weights.get('tokenEmbedding')!);
+      if (!weights.has('classifier')) {
+        weights.set('classifier', weights.get('tokenEmbedding')!);
+        shapes.set('classifier', { format: 'f32', rows: c.vocabSize, cols: c.dim, paddedCols: c.dim });
+      }
       const w = (name: string): GPUBuffer => {
         getTensor(model, name); // throws a clear error for a missing tensor
         return weights.get(name)!;
       };
+
+      const kc = new KernelContext(gpu);
+      const variant = options.matvecVariant ?? (await tuneMatvec(kc, format, { rows: c.hiddenDim, cols: c.dim }, options.tuningStore)).variant;
+      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => createFormatMatvec(kc, name, { weight: w(name), x, out }, shapes.get(name)!, variant);
 
       const s: RunState = {
         x: await allocate('x', 4 * c.dim),
@@ -132,7 +177,6 @@ export class GpuModel {
       };
       device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
 
-      const kc = new KernelContext(gpu);
       const body: Promise<Dispatch>[] = [createEmbedding(kc, 'embedding', { token: s.token, table: w('tokenEmbedding'), out: s.x }, c.dim, c.vocabSize)];
       for (let l = 0; l < c.nLayers; l++) {
         const t = (name: Parameters<typeof layerTensor>[1]) => w(layerTensor(l, name));
@@ -142,23 +186,23 @@ export class GpuModel {
           // attention rmsnorm
           createRmsnorm(kc, `${at}.attnNorm`, { x: s.x, weight: t('attnNorm'), out: s.xb }, c.dim, c.rmsEps),
           // q, k, v projections
-          createMatvec(kc, `${at}.wq`, { weight: t('wq'), x: s.xb, out: s.q }, qDim, c.dim),
-          createMatvec(kc, `${at}.wk`, { weight: t('wk'), x: s.xb, out: s.k }, kvDim, c.dim),
-          createMatvec(kc, `${at}.wv`, { weight: t('wv'), x: s.xb, out: s.v }, kvDim, c.dim),
+          matvec(layerTensor(l, 'wq'), s.xb, s.q),
+          matvec(layerTensor(l, 'wk'), s.xb, s.k),
+          matvec(layerTensor(l, 'wv'), s.xb, s.v),
           // RoPE on q and k; k and v go into the cache at this position
           createRope(kc, `${at}.rope`, { step: s.step, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, keyCache: s.keyCache, valueCache: s.valueCache }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, cacheOffset }),
           // multi-head attention over the cache
           createAttention(kc, `${at}.attention`, { step: s.step, q: s.q, keyCache: s.keyCache, valueCache: s.valueCache, scores: s.scores, out: s.att }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, maxSeq, cacheOffset }),
           // output projection, residual connection back into x
-          createMatvec(kc, `${at}.wo`, { weight: t('wo'), x: s.att, out: s.xb2 }, c.dim, qDim),
+          matvec(layerTensor(l, 'wo'), s.att, s.xb2),
           createAdd(kc, `${at}.attnResidual`, s.x, s.xb2, c.dim),
           // ffn rmsnorm
           createRmsnorm(kc, `${at}.ffnNorm`, { x: s.x, weight: t('ffnNorm'), out: s.xb }, c.dim, c.rmsEps),
           // w2(silu(w1(x)) * w3(x))
-          createMatvec(kc, `${at}.w1`, { weight: t('w1'), x: s.xb, out: s.hb }, c.hiddenDim, c.dim),
-          createMatvec(kc, `${at}.w3`, { weight: t('w3'), x: s.xb, out: s.hb2 }, c.hiddenDim, c.dim),
+          matvec(layerTensor(l, 'w1'), s.xb, s.hb),
+          matvec(layerTensor(l, 'w3'), s.xb, s.hb2),
           createSwiglu(kc, `${at}.swiglu`, s.hb, s.hb2, c.hiddenDim),
-          createMatvec(kc, `${at}.w2`, { weight: t('w2'), x: s.hb, out: s.xb2 }, c.dim, c.hiddenDim),
+          matvec(layerTensor(l, 'w2'), s.hb, s.xb2),
           // residual connection
           createAdd(kc, `${at}.ffnResidual`, s.x, s.xb2, c.dim),
         );
@@ -166,7 +210,7 @@ export class GpuModel {
       const head = [
         // final rmsnorm, then the classifier into logits
         createRmsnorm(kc, 'finalNorm', { x: s.x, weight: w('finalNorm'), out: s.xb }, c.dim, c.rmsEps),
-        createMatvec(kc, 'classifier', { weight: w('classifier'), x: s.xb, out: s.logits }, c.vocabSize, c.dim),
+        matvec('classifier', s.xb, s.logits),
       ];
       const sampleBuffers = { logits: s.logits, token: s.token, step: s.step };
       const [bodyDispatches, headDispatches, argmax, temperature] = await Promise.all([
@@ -175,7 +219,7 @@ export class GpuModel {
         createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
         createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
       ]);
-      return new GpuModel(gpu, c, maxSeq, weightBytes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
     } catch (error) {
       for (const buffer of created) buffer.destroy();
       throw error;
