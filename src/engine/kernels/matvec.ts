@@ -105,24 +105,3 @@ export function createMatvecDispatch(kc: KernelContext, label: string, b: Matvec
     cost: formatMatvecCost(m.format, m.rows, m.cols),
   });
 }
-
-/** The two f32 strategies every adapter runs (the f32-only API the forward pass uses). */
-export type MatvecStrategy = 'splitK' | 'naive';
-export const matvecStrategies: readonly MatvecStrategy[] = ['splitK', 'naive'];
-
-/** Barriers dominate on CPU-emulated adapters; real GPUs want coalesced split-K reads. */
-export function defaultMatvecStrategy(isFallbackAdapter: boolean): MatvecStrategy {
-  return isFallbackAdapter ? 'naive' : 'splitK';
-}
-
-/** An f32 matvec over an unpadded (rows, cols) weight buffer. */
-export function createMatvec(
-  kc: KernelContext,
-  label: string,
-  b: MatvecBuffers,
-  rows: number,
-  cols: number,
-  strategy: MatvecStrategy = defaultMatvecStrategy(kc.gpu.adapter.isFallbackAdapter),
-): Promise<Dispatch> {
-  return createMatvecDispatch(kc, label, b, { format: 'f32', rows, cols, paddedCols: cols }, strategy);
-}
