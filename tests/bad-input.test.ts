@@ -73,9 +73,9 @@ describe('GGUF', { timeout: 10_000 }, () => {
     expectProblem(await loadError({ 'm.gguf': bytes }, 'm.gguf'), 'm.gguf', /bad magic "GGJT"/, /not a GGUF file/);
   });
 
-  it('a quantized and an unknown tensor type name the tensor and the type', async () => {
-    // The generated model with its first wq retyped as 2 (Q4_0) or 99 (no such type).
-    for (const [type, name] of [[2, 'Q4_0'], [99, 'unknown']] as const) {
+  it('an unsupported quantized type and an unknown tensor type name the tensor and the type', async () => {
+    // The generated model with its first wq retyped as 12 (Q4_K, not supported yet) or 99 (no such type).
+    for (const [type, name] of [[12, 'Q4_K'], [99, 'unknown']] as const) {
       const bytes = ggufWithRetypedTensor(type);
       expectProblem(await loadError({ 'm.gguf': bytes }, 'm.gguf'), 'm.gguf', new RegExp(`tensor blk\\.0\\.attn_q\\.weight has type ${type} \\(${name}\\)`));
     }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { packParams, stepLayout, type ParamLayout } from '../src/engine/gpu/params.ts';
 import { shaderSources, type ShaderFamily } from '../src/engine/gpu/shaders.ts';
 import { attentionParams } from '../src/engine/kernels/attention.ts';
+import { bandwidthParams } from '../src/engine/kernels/bandwidth.ts';
 import { elementwiseParams } from '../src/engine/kernels/elementwise.ts';
 import { embeddingParams } from '../src/engine/kernels/embedding.ts';
 import { preprocessWgsl } from '../src/engine/gpu/wgsl.ts';
@@ -26,6 +27,7 @@ function wgslStruct(source: string, name: string): [string, string][] {
 }
 
 const kernels: [ShaderFamily, ParamLayout][] = [
+  ['bandwidth', bandwidthParams],
   ['attention', attentionParams],
   ['elementwise', elementwiseParams],
   ['embedding', embeddingParams],

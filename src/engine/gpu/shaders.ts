@@ -1,6 +1,7 @@
 // Every WGSL source the engine uses, by family (one family per file under shaders/), and the
 // compile step that turns a WGSL error into a ShaderCompileError with file:line:column.
 import attention from '../../../shaders/attention.wgsl?raw';
+import bandwidth from '../../../shaders/bandwidth.wgsl?raw';
 import elementwise from '../../../shaders/elementwise.wgsl?raw';
 import embedding from '../../../shaders/embedding.wgsl?raw';
 import matvec from '../../../shaders/matvec.wgsl?raw';
@@ -9,7 +10,7 @@ import rope from '../../../shaders/rope.wgsl?raw';
 import sample from '../../../shaders/sample.wgsl?raw';
 import { ShaderCompileError } from '../errors.ts';
 
-export const shaderSources = { attention, elementwise, embedding, matvec, rmsnorm, rope, sample } as const;
+export const shaderSources = { attention, bandwidth, elementwise, embedding, matvec, rmsnorm, rope, sample } as const;
 export type ShaderFamily = keyof typeof shaderSources;
 
 /** Compiles WGSL; errors become a ShaderCompileError listing `name.wgsl:line:col: message`. */

@@ -1,0 +1,222 @@
+// npm run -s bench -- [--suite kernels|e2e|all] [--quick] [--json FILE]
+// Puts the kernels against the roofline: measures this adapter's memory bandwidth, then
+//   kernels: every weight format x matvec variant at LLM shapes (GB/s, fraction of the probe,
+//            error against the CPU reference), and how much faster q4_0 is than f32;
+//   e2e:     prefill and decode tokens/second of stories260K and of synthetic weights at
+//            SmolLM2-135M's shapes, with the bytes a decode step reads and the fraction of the
+//            roofline that reaches.
+// --quick uses small shapes and a 2-layer synthetic model, so CI finishes it on a software adapter.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchDecode, type DecodeBenchOptions, type DecodeResult } from '../engine/bench/decode-bench.ts';
+import { benchMatvec, fastest, type MatrixShape, type MatvecResult } from '../engine/bench/matvec-bench.ts';
+import type { AdapterReport } from '../engine/engine.ts';
+import { requestGpu, type GpuContext } from '../engine/gpu/device.ts';
+import { KernelContext } from '../engine/gpu/kernel.ts';
+import { measureBandwidth, type BandwidthResult } from '../engine/kernels/bandwidth.ts';
+import { supportedFormats } from '../engine/kernels/matvec-variants.ts';
+import type { WeightFormat } from '../engine/quant/formats.ts';
+import { directorySource, openModelPath } from '../node/fs-source.ts';
+import { nodeGpu } from '../node/gpu.ts';
+import { parseOptions, UsageError } from './args.ts';
+import { labModelsDir, makeModel } from './make-model.ts';
+
+const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|all] [--quick] [--json FILE]';
+
+type Suite = 'kernels' | 'e2e' | 'all';
+
+interface Plan {
+  shapes: MatrixShape[];
+  /** The shape of the q4_0-versus-f32 comparison. */
+  headline: MatrixShape;
+  repetitions: number;
+  warmup: number;
+  /** Rotate weight copies through this many bytes (see MatvecBenchOptions); false: one copy. */
+  defeatCaches: boolean;
+  /** Layers of the synthetic SmolLM2-shape model (undefined: all 30). */
+  syntheticLayers?: number;
+  prompt: string;
+  maxTokens: number;
+  runs: number;
+}
+
+const plans: Record<'full' | 'quick', Plan> = {
+  full: {
+    // Llama-7B attention and FFN projections, stories15M's and SmolLM2-135M's classifiers.
+    shapes: [
+      { rows: 4096, cols: 4096 },
+      { rows: 11008, cols: 4096 },
+      { rows: 4096, cols: 11008 },
+      { rows: 32000, cols: 288 },
+      { rows: 49152, cols: 576 },
+    ],
+    headline: { rows: 4096, cols: 4096 },
+    repetitions: 20,
+    warmup: 3,
+    defeatCaches: true,
+    prompt: 'Once upon a time, there was a little girl named Lily. She loved to play outside.',
+    maxTokens: 64,
+    runs: 3,
+  },
+  quick: {
+    shapes: [
+      { rows: 512, cols: 64 },
+      { rows: 1024, cols: 1024 },
+      { rows: 2048, cols: 512 },
+    ],
+    headline: { rows: 1024, cols: 1024 },
+    repetitions: 3,
+    warmup: 1,
+    // A smoke test: one copy of each matrix, which may be served from a cache.
+    defeatCaches: false,
+    // All 30 layers take minutes per run on a software adapter; 2 keep every width.
+    syntheticLayers: 2,
+    prompt: 'Once upon a time',
+    maxTokens: 6,
+    runs: 1,
+  },
+};
+
+export interface BenchReport {
+  adapter: AdapterReport;
+  probeGBps: number;
+  probe: BandwidthResult;
+  kernels: MatvecResult[];
+  /** The q4_0-versus-f32 comparison at the plan's headline shape (absent without both formats). */
+  headline?: { rows: number; cols: number; f32: { variant: string; ms: number }; q4_0: { variant: string; ms: number }; speedup: number };
+  e2e: DecodeResult[];
+}
+
+export async function main(args: string[]): Promise<number> {
+  let suite: Suite;
+  let plan: Plan;
+  let jsonPath: string | undefined;
+  try {
+    const values = parseOptions(args, {
+      suite: { type: 'string', default: 'all' },
+      quick: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
+    if (!['kernels', 'e2e', 'all'].includes(values.suite!)) throw new UsageError(`--suite must be kernels, e2e or all, got "${values.suite}"`);
+    suite = values.suite as Suite;
+    plan = plans[values.quick ? 'quick' : 'full'];
+    jsonPath = values.json;
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+
+  try {
+    const gpu = await requestGpu(nodeGpu());
+    try {
+      const report = await runBench(gpu, suite, plan);
+      if (jsonPath) await writeFile(jsonPath, JSON.stringify(report, null, 2) + '\n');
+    } finally {
+      gpu.device.destroy();
+    }
+    return 0;
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<BenchReport> {
+  const a = gpu.adapter;
+  console.log(`adapter: ${a.description || a.device || a.vendor} (${a.vendor}, ${a.architecture})${a.isFallbackAdapter ? ' - a software adapter: these are CPU timings' : ''}`);
+  if (a.isFallbackAdapter && plan === plans.full) console.log('the full suite is meant for GPUs and runs for hours on a software adapter: --quick is the one for it');
+  const kc = new KernelContext(gpu);
+  const probe = await measureBandwidth(kc);
+  console.log(`roofline probe: read ${fixed(probe.readGBps)} GB/s, copy ${fixed(probe.copyGBps)} GB/s (${mib(probe.bytes)} buffer, ${probe.method} timing)\n`);
+  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [] };
+
+  if (suite !== 'e2e') {
+    const table = new Table([['matvec', 11], ['format', 10], ['variant', 8], ['ms', 9], ['± sd', 9], ['GB/s', 7], ['of probe', 8], ['max |err|', 9]]);
+    report.kernels = await benchMatvec(kc, plan.shapes, {
+      probeGBps: probe.readGBps,
+      workingSetBytes: plan.defeatCaches ? probe.bytes : 0,
+      repetitions: plan.repetitions,
+      warmup: plan.warmup,
+      onResult: (r) => table.row([`${r.rows}x${r.cols}`, r.format, r.variant, fixed(r.ms), fixed(r.sdMs), fixed(r.gbps), percent(r.fractionOfProbe), r.maxAbsError.toExponential(1)]),
+    });
+    report.headline = headline(report.kernels, plan.headline);
+    const h = report.headline;
+    if (h) console.log(`\nat ${h.rows}x${h.cols} the best q4_0 (${h.q4_0.variant}, ${fixed(h.q4_0.ms)} ms) is ${h.speedup.toFixed(2)}x as fast as the best f32 (${h.f32.variant}, ${fixed(h.f32.ms)} ms)\n`);
+  }
+
+  if (suite !== 'kernels') {
+    const table = new Table([['model', 55], ['format', 6], ['prompt', 6], ['generated', 9], ['prefill tok/s', 13], ['decode tok/s', 15], ['MB/token', 8], ['of roofline', 11]]);
+    const show = (r: DecodeResult) => {
+      report.e2e.push(r);
+      table.row([r.model, r.format, `${r.promptTokens}`, `${r.generatedTokens}`, fixed(r.prefillTokensPerSecond), plan.runs > 1 ? `${fixed(r.decodeTokensPerSecond)} ± ${fixed(r.decodeSdTokensPerSecond)}` : fixed(r.decodeTokensPerSecond), fixed(r.bytesPerToken / 1e6), percent(r.fractionOfRoofline)]);
+    };
+    const common = { prompt: plan.prompt, maxTokens: plan.maxTokens, runs: plan.runs, probeGBps: probe.readGBps };
+    const formats = supportedFormats(gpu.adapter);
+    const stories = openModelPath(join(labModelsDir(), 'stories260K', 'stories260K.bin'));
+    for (const weightFormat of formats) show(await benchDecode(gpu, { ...common, weightFormat, label: 'stories260K', ...stories }));
+    for (const result of await benchSynthetic(gpu, common, formats, plan.syntheticLayers)) show(result);
+  }
+  return report;
+}
+
+/** Generates SmolLM2-135M-shape weights into a temporary folder, benchmarks them in each format, deletes them. */
+async function benchSynthetic(
+  gpu: GpuContext,
+  common: Pick<DecodeBenchOptions, 'prompt' | 'maxTokens' | 'runs' | 'probeGBps'>,
+  formats: readonly WeightFormat[],
+  layers?: number,
+): Promise<DecodeResult[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'lab-bench-'));
+  try {
+    const made = await makeModel({ like: 'smollm2-135m', out: dir, format: 'hf', dtype: 'bf16', layers });
+    const shapes = 'synthetic weights, SmolLM2-135M shapes';
+    const label = made.config.nLayers === made.fullLayers ? shapes : `${shapes} (${made.config.nLayers} of ${made.fullLayers} layers)`;
+    const results: DecodeResult[] = [];
+    for (const weightFormat of formats) results.push(await benchDecode(gpu, { ...common, weightFormat, label, files: directorySource(made.model), entry: '' }));
+    return results;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function headline(results: readonly MatvecResult[], shape: MatrixShape): BenchReport['headline'] {
+  const f32 = fastest(results, 'f32', shape);
+  const q4 = fastest(results, 'q4_0', shape);
+  if (!f32 || !q4) return undefined;
+  return { ...shape, f32: { variant: f32.variant, ms: f32.ms }, q4_0: { variant: q4.variant, ms: q4.ms }, speedup: f32.ms / q4.ms };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/** Prints rows as they come, so a long run shows progress; a cell wider than its column pushes the rest right. */
+class Table {
+  private readonly widths: number[];
+
+  constructor(columns: [header: string, width: number][]) {
+    this.widths = columns.map(([header, width]) => Math.max(header.length, width));
+    this.row(columns.map(([header]) => header));
+  }
+
+  row(cells: string[]): void {
+    console.log(cells.map((cell, i) => cell.padEnd(this.widths[i])).join('  ').trimEnd());
+  }
+}
+
+function fixed(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value >= 1 ? value.toFixed(2) : value.toPrecision(3);
+}
+
+function percent(fraction: number): string {
+  return `${(100 * fraction).toFixed(1)}%`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
