@@ -15,26 +15,15 @@ export interface SampleBuffers {
 }
 
 export function createArgmax(kc: KernelContext, label: string, b: SampleBuffers, vocab: number): Promise<Dispatch> {
-  return kc.dispatch({
-    label,
-    family: 'sample',
-    entryPoint: 'argmax',
-    params: { layout: sampleParams, values: { vocab } },
-    buffers: [b.logits, b.token],
-    workgroups: [1, 1, 1],
-    cost: sampleCost(vocab, 1),
-  });
+  return createSample(kc, label, 'argmax', [b.logits, b.token], vocab, sampleCost(vocab, 1));
 }
 
 export function createTemperatureSample(kc: KernelContext, label: string, b: SampleBuffers, vocab: number): Promise<Dispatch> {
-  return kc.dispatch({
-    label,
-    family: 'sample',
-    entryPoint: 'sampleTemperature',
-    params: { layout: sampleParams, values: { vocab } },
-    buffers: [b.logits, b.token, b.step],
-    workgroups: [1, 1, 1],
-    // max pass, sum pass, and on average half a pass to find the sampled token
-    cost: sampleCost(vocab, 2.5),
-  });
+  // max pass, sum pass, and on average half a pass to find the sampled token
+  return createSample(kc, label, 'sampleTemperature', [b.logits, b.token, b.step], vocab, sampleCost(vocab, 2.5));
+}
+
+/** Both samplers run as one workgroup; argmax does not read the step uniform, so it is not bound. */
+function createSample(kc: KernelContext, label: string, entryPoint: string, buffers: GPUBuffer[], vocab: number, cost: Cost): Promise<Dispatch> {
+  return kc.dispatch({ label, family: 'sample', entryPoint, params: { layout: sampleParams, values: { vocab } }, buffers, workgroups: [1, 1, 1], cost });
 }

@@ -328,7 +328,8 @@ function numericArray(gguf: GgufFile, key: string, length: number): ArrayLike<nu
 // ---------------------------------------------------------------------------------------------
 // Llama model
 
-const ggufLayerNames: Record<LayerTensorName, string> = {
+/** GGUF's name of each per-layer tensor (blk.N.<name>.weight); the writers use it too. */
+export const ggufLayerNames: Record<LayerTensorName, string> = {
   attnNorm: 'attn_norm',
   wq: 'attn_q',
   wk: 'attn_k',

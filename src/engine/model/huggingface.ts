@@ -86,7 +86,8 @@ export function parseHfConfig(text: string, file: string): ModelConfig {
 // ---------------------------------------------------------------------------------------------
 // Tensors
 
-const hfLayerNames: Record<LayerTensorName, string> = {
+/** Hugging Face Llama's name of each per-layer tensor (model.layers.N.<name>.weight); the writers use it too. */
+export const hfLayerNames: Record<LayerTensorName, string> = {
   attnNorm: 'input_layernorm',
   wq: 'self_attn.q_proj',
   wk: 'self_attn.k_proj',

@@ -6,9 +6,11 @@
 // reached (headers need only sizes), so a generated model the size of Qwen2.5-0.5B streams to disk
 // one tensor at a time instead of being held in memory once as floats and again as file bytes.
 
+import { ggufLayerNames } from './gguf.ts';
+import { hfLayerNames } from './huggingface.ts';
 import { f32ToF16Bits } from '../quant/f16.ts';
 import { dtypeBytes, elementCount } from './bytes.ts';
-import { type FloatDtype, type LayerTensorName, type ModelConfig, type ModelDescription, expectedShapes, layerTensor, layerTensorNames } from './types.ts';
+import { type FloatDtype, type ModelConfig, type ModelDescription, expectedShapes, layerTensor, layerTensorNames } from './types.ts';
 
 /** The float types a file can store (the ones the loaders read). */
 export type FileDtype = FloatDtype;
@@ -253,11 +255,6 @@ export function llama2cTokenizer(pieces: readonly string[], scores: ArrayLike<nu
   return concatBytes(w.chunks);
 }
 
-const ggufLayerNames: Record<LayerTensorName, string> = {
-  attnNorm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output',
-  ffnNorm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up',
-};
-
 /** A toy SentencePiece-style vocabulary: <unk>, <s>, </s>, then "t3", "t4", ... */
 export function toyVocabulary(size: number): string[] {
   return Array.from({ length: size }, (_, i) => ['<unk>', '<s>', '</s>'][i] ?? `t${i}`);
@@ -301,11 +298,6 @@ export function ggufModelChunks(w: WeightSource, dtype: FileDtype = 'f32', versi
   });
   return ggufChunks({ version, metadata, tensors });
 }
-
-const hfLayerNames: Record<LayerTensorName, string> = {
-  attnNorm: 'input_layernorm', wq: 'self_attn.q_proj', wk: 'self_attn.k_proj', wv: 'self_attn.v_proj',
-  wo: 'self_attn.o_proj', ffnNorm: 'post_attention_layernorm', w1: 'mlp.gate_proj', w2: 'mlp.down_proj', w3: 'mlp.up_proj',
-};
 
 export interface HuggingFaceFolder {
   'config.json': string;
