@@ -6,9 +6,13 @@ export type ParamType = 'u32' | 'f32';
 export type ParamLayout = readonly (readonly [name: string, type: ParamType])[];
 export type ParamValues<L extends ParamLayout> = { [K in L[number][0]]: number };
 
-/** Packs scalars in declaration order (4 bytes each), padded to a 16-byte multiple as uniforms need. */
-export function packParams<L extends ParamLayout>(layout: L, values: ParamValues<L>): ArrayBuffer {
-  const bytes = new ArrayBuffer(Math.max(16, Math.ceil((layout.length * 4) / 16) * 16));
+/** Bytes a uniform block of `layout` takes: 4 per scalar, padded to a 16-byte multiple. */
+export function paramsByteLength(layout: ParamLayout): number {
+  return Math.max(16, Math.ceil((layout.length * 4) / 16) * 16);
+}
+
+/** Packs scalars in declaration order, into `bytes` when given (a hot path reuses one buffer). */
+export function packParams<L extends ParamLayout>(layout: L, values: ParamValues<L>, bytes = new ArrayBuffer(paramsByteLength(layout))): ArrayBuffer {
   const view = new DataView(bytes);
   layout.forEach(([name, type], i) => {
     const value = (values as Record<string, number>)[name];

@@ -4,7 +4,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { withErrorScope } from '../gpu/device.ts';
 import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts';
-import { packParams, stepLayout } from '../gpu/params.ts';
+import { packParams, paramsByteLength, stepLayout } from '../gpu/params.ts';
 import { createAttention } from '../kernels/attention.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createEmbedding } from '../kernels/embedding.ts';
@@ -95,6 +95,9 @@ export class GpuModel {
 
   private readonly argmax: Dispatch;
   private readonly temperatureSample: Dispatch;
+  // Staging for the per-step uniform and prefill token (writeBuffer copies them at once).
+  private readonly stepBytes = new ArrayBuffer(paramsByteLength(stepLayout));
+  private readonly tokenWord = new Uint32Array(1);
 
   static async create(gpu: GpuContext, model: ModelDescription, options: GpuModelOptions = {}): Promise<GpuModel> {
     const c = model.config;
@@ -172,7 +175,7 @@ export class GpuModel {
         keyCache: await allocate('keyCache', 4 * c.nLayers * maxSeq * kvDim),
         valueCache: await allocate('valueCache', 4 * c.nLayers * maxSeq * kvDim),
         ropeTable: await allocate('ropeTable', 4 * maxSeq * c.headDim),
-        step: await allocate('step', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+        step: await allocate('step', paramsByteLength(stepLayout), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
         token: await allocate('token', 4),
       };
       device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
@@ -237,8 +240,11 @@ export class GpuModel {
     const s = this.state;
     const temperature = sampler?.kind === 'temperature' ? sampler.temperature : 0;
     const seed = sampler?.kind === 'temperature' ? sampler.seed >>> 0 : 0;
-    device.queue.writeBuffer(s.step, 0, packParams(stepLayout, { pos, seed, temperature }));
-    if (token !== null) device.queue.writeBuffer(s.token, 0, new Uint32Array([token]));
+    device.queue.writeBuffer(s.step, 0, packParams(stepLayout, { pos, seed, temperature }, this.stepBytes));
+    if (token !== null) {
+      this.tokenWord[0] = token;
+      device.queue.writeBuffer(s.token, 0, this.tokenWord);
+    }
 
     const encoder = device.createCommandEncoder({ label: `step ${pos}` });
     const pass = encoder.beginComputePass({ label: `forward ${pos}` });
