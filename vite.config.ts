@@ -83,6 +83,8 @@ function serveModels(): Plugin {
 
 export default defineConfig({
   plugins: [svelte(), serveModels()],
+  // Recorded traces (static/traces/) and other files served as they are.
+  publicDir: 'static',
   worker: { format: 'es' },
   // The engine worker is reached through `new Worker(new URL(...))`, which the dependency scan
   // does not follow: name it so its dependencies are pre-bundled before the first page load.

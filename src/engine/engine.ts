@@ -1,6 +1,7 @@
 // The engine's public contract. Two implementations share it: the in-process engine (Node CLI,
 // tests, and inside the Web Worker) and WorkerEngine (the page's proxy to the worker).
 import type { ModelConfig } from './model/types.ts';
+import type { BandwidthReport, EngineSettings, LoadReport, MemoryReport, SettingChoices, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 
 /** What the adapter can do, reported once at start-up (see gpu/device.ts). */
 export interface AdapterReport {
@@ -40,6 +41,14 @@ export interface ModelInfo {
   weightFormat: string;
   /** The matvec kernel variant in use (tuned on this adapter unless forced). */
   matvecVariant: string;
+  /** The switches as they are now (matvecVariant 'auto' when the tuning run chose it). */
+  settings: EngineSettings;
+  /** What each switch may be set to on this adapter. */
+  choices: SettingChoices;
+  /** The roofline probe, run when the engine started. */
+  bandwidth: BandwidthReport;
+  memory: MemoryReport;
+  load: LoadReport;
 }
 
 export interface GenerateRequest {
@@ -50,6 +59,11 @@ export interface GenerateRequest {
   temperature: number;
   /** Seed of the sampler's counter-based RNG: the same seed gives the same text. */
   seed: number;
+  /**
+   * Report the top `inspect` candidates of each step's next-token distribution (TokenEvent.distribution).
+   * Reads the logits back every step, so it slows decoding; 0 or absent for full speed.
+   */
+  inspect?: number;
 }
 
 export interface TokenEvent {
@@ -60,6 +74,8 @@ export interface TokenEvent {
   text: string;
   /** Wall time of the decode step that produced this token. */
   stepMs: number;
+  /** The distribution this token was sampled from, when the request asked to inspect it. */
+  distribution?: StepDistribution;
 }
 
 export type StopReason = 'eos' | 'length' | 'context' | 'cancelled';
@@ -81,5 +97,17 @@ export interface Engine {
   readonly adapter: AdapterReport;
   readonly model: ModelInfo;
   generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult>;
+  /** Changes switches on the loaded model (re-packs weights, rebuilds dispatches); returns the new ModelInfo. */
+  reconfigure(settings: Partial<EngineSettings>): Promise<ModelInfo>;
+  /** Per-kernel GPU time of one decode step at `position` (default: a quarter of the context). */
+  profileStep(options?: { position?: number; repetitions?: number }): Promise<StepProfile>;
+  /** Runs every variant of an op at a shape against the CPU reference and the roofline probe. */
+  runWorkbench(request: WorkbenchRequest): Promise<WorkbenchReport>;
+  /** The WGSL the engine compiles for a kernel family now (an accepted edit, else shaders/<family>.wgsl). */
+  shaderSource(family: string): Promise<string>;
+  /** Compiles edited WGSL, checks it against the reference, and only then swaps it into the running model. */
+  editShader(family: string, source: string): Promise<ShaderEditReport>;
+  /** Drops an accepted edit: the family goes back to shaders/<family>.wgsl. */
+  resetShader(family: string): Promise<void>;
   dispose(): void;
 }

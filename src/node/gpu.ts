@@ -34,7 +34,9 @@ export function nodeGpu(): GPU {
     chooseVulkanDriver();
     ensureRuntimeDir();
     Object.assign(globalThis, globals);
-    gpu = create([]);
+    // Dawn rounds timestamps down to 2^16 ns by default (a browser's fingerprinting defence), which
+    // would swamp a single kernel's time; the command-line tools and tests want the real ones.
+    gpu = create(['disable-dawn-features=timestamp_quantization']);
   }
   return gpu;
 }

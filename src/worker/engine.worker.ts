@@ -6,11 +6,17 @@ import { serializeError } from '../engine/errors.ts';
 import { requestGpu } from '../engine/gpu/device.ts';
 import { createEngine } from '../engine/index.ts';
 import { urlSource } from '../engine/model/url-source.ts';
-import type { RequestOf, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type { RequestOf, TuningEntries, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type { WeightFormat } from '../engine/quant/formats.ts';
+import type { MatvecVariantName } from '../engine/kernels/matvec.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
 let engine: Engine | null = null;
+/** Matvec tuning results: seeded by the page at load, reported back so it can keep new ones. */
+const tuning = new Map<string, string>();
+const tuningStore = { get: (key: string) => tuning.get(key), set: (key: string, value: string) => void tuning.set(key, value) };
+const tuningEntries = (): TuningEntries => Object.fromEntries(tuning);
 /** Generations started and not yet finished, by request id. */
 const running = new Map<string, AbortController>();
 /** Requests that use the engine run in order, one at a time. */
@@ -34,21 +40,52 @@ async function load({ id, payload }: RequestOf<'load'>): Promise<void> {
   engine?.dispose();
   engine = null;
   const files = urlSource(payload.modelsUrl);
+  for (const [key, value] of Object.entries(payload.tuning ?? {})) tuning.set(key, value);
+  const settings = payload.settings ?? {};
   const created = await createEngine({
     gpu: navigator.gpu,
     files,
     entry: payload.entry,
     tokenizer: payload.tokenizer ? { files, path: payload.tokenizer } : undefined,
     onProgress: (message: string) => post({ type: 'progress', id, payload: { message } }),
+    weightFormat: settings.weightFormat as WeightFormat | undefined,
+    matvecVariant: settings.matvecVariant && settings.matvecVariant !== 'auto' ? (settings.matvecVariant as MatvecVariantName) : undefined,
+    sampler: settings.sampler,
+    tuningStore,
   });
   engine = created;
-  post({ type: 'loaded', id, payload: { adapter: created.adapter, model: created.model } });
+  post({ type: 'loaded', id, payload: { adapter: created.adapter, model: created.model, tuning: tuningEntries() } });
+}
+
+function loaded(): Engine {
+  if (!engine) throw new Error('no model is loaded: send a load request first');
+  return engine;
 }
 
 async function generate({ id, payload }: RequestOf<'generate'>, controller: AbortController): Promise<void> {
-  if (!engine) throw new Error('no model is loaded: send a load request first');
-  const result = await engine.generate(payload, (event) => post({ type: 'token', id, payload: event }), controller.signal);
+  const result = await loaded().generate(payload, (event) => post({ type: 'token', id, payload: event }), controller.signal);
   post({ type: 'generated', id, payload: result });
+}
+
+/** The requests that inspect or change the loaded engine, each ending in one response. */
+async function labRequest(request: RequestOf<'reconfigure' | 'profile' | 'workbench' | 'shaderSource' | 'editShader' | 'resetShader'>): Promise<WorkerResponse> {
+  const e = loaded();
+  const { id } = request;
+  switch (request.type) {
+    case 'reconfigure':
+      return { type: 'reconfigured', id, payload: { model: await e.reconfigure(request.payload.settings), tuning: tuningEntries() } };
+    case 'profile':
+      return { type: 'profiled', id, payload: await e.profileStep(request.payload) };
+    case 'workbench':
+      return { type: 'benched', id, payload: await e.runWorkbench(request.payload) };
+    case 'shaderSource':
+      return { type: 'source', id, payload: { source: await e.shaderSource(request.payload.family) } };
+    case 'editShader':
+      return { type: 'edited', id, payload: { report: await e.editShader(request.payload.family, request.payload.source), model: e.model } };
+    case 'resetShader':
+      await e.resetShader(request.payload.family);
+      return { type: 'reset', id, payload: { model: e.model } };
+  }
 }
 
 function dispose({ id }: RequestOf<'dispose'>): void {
@@ -78,6 +115,14 @@ scope.addEventListener('message', (event: MessageEvent<WorkerRequest>) => {
       enqueue(request.id, () => generate(request, controller).finally(() => running.delete(request.id)));
       break;
     }
+    case 'reconfigure':
+    case 'profile':
+    case 'workbench':
+    case 'shaderSource':
+    case 'editShader':
+    case 'resetShader':
+      enqueue(request.id, async () => post(await labRequest(request)));
+      break;
     case 'cancel':
       running.get(request.payload.generateId)?.abort();
       break;

@@ -4,6 +4,10 @@
 // are rebuilt as typed classes on the page (rebuildError).
 import type { AdapterReport, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
 import type { SerializedError } from '../engine/errors.ts';
+import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
+
+/** Matvec tuning results by key (the worker has no localStorage: the page keeps them and passes them in). */
+export type TuningEntries = Record<string, string>;
 
 export interface LoadPayload {
   /** Absolute URL of the models directory, ending in '/', e.g. "http://127.0.0.1:5173/models/". */
@@ -12,6 +16,10 @@ export interface LoadPayload {
   entry: string;
   /** Tokenizer path relative to modelsUrl, when the model file has none of its own. */
   tokenizer?: string;
+  /** Switches to start with (default f32, auto variant, GPU sampler). */
+  settings?: Partial<EngineSettings>;
+  /** Tuning results from earlier sessions on this adapter. */
+  tuning?: TuningEntries;
 }
 
 type Empty = Record<string, never>;
@@ -26,6 +34,12 @@ interface RequestPayloads {
   generate: GenerateRequest;
   /** Aborts the generation whose request id is `generateId` (no response of its own). */
   cancel: { generateId: string };
+  reconfigure: { settings: Partial<EngineSettings> };
+  profile: { position?: number; repetitions?: number };
+  workbench: WorkbenchRequest;
+  shaderSource: { family: string };
+  editShader: { family: string; source: string };
+  resetShader: { family: string };
   /** Frees the engine's GPU resources; the worker closes after answering. */
   dispose: Empty;
 }
@@ -34,7 +48,14 @@ interface RequestPayloads {
 interface ResponsePayloads {
   probed: { adapter: AdapterReport };
   progress: { message: string };
-  loaded: { adapter: AdapterReport; model: ModelInfo };
+  /** `tuning`: every tuning result the worker knows, to be kept by the page. */
+  loaded: { adapter: AdapterReport; model: ModelInfo; tuning: TuningEntries };
+  reconfigured: { model: ModelInfo; tuning: TuningEntries };
+  profiled: StepProfile;
+  benched: WorkbenchReport;
+  source: { source: string };
+  edited: { report: ShaderEditReport; model: ModelInfo };
+  reset: { model: ModelInfo };
   token: TokenEvent;
   generated: GenerateResult;
   disposed: Empty;
@@ -56,5 +77,11 @@ export interface FinalResponse {
   probe: 'probed';
   load: 'loaded';
   generate: 'generated';
+  reconfigure: 'reconfigured';
+  profile: 'profiled';
+  workbench: 'benched';
+  shaderSource: 'source';
+  editShader: 'edited';
+  resetShader: 'reset';
   dispose: 'disposed';
 }

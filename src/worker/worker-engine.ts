@@ -3,8 +3,9 @@
 // matching promise. Errors come back as the engine's typed classes (rebuildError), so a bad model
 // file arrives as a ModelFormatError that names the file.
 import type { AdapterReport, Engine, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
+import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
 import { rebuildError } from '../engine/errors.ts';
-import type { FinalResponse, RequestOf, RequestType, ResponseOf, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type { FinalResponse, RequestOf, ResponseOf, TuningEntries, WorkerRequest, WorkerResponse } from './protocol.ts';
 
 /** The worker could not run at all (its script failed to load or threw outside any request). */
 export class WorkerCrashedError extends Error {
@@ -99,7 +100,24 @@ class WorkerClient {
   }
 }
 
-const finalOf: FinalResponse = { probe: 'probed', load: 'loaded', generate: 'generated', dispose: 'disposed' };
+const finalOf: FinalResponse = {
+  probe: 'probed',
+  load: 'loaded',
+  generate: 'generated',
+  reconfigure: 'reconfigured',
+  profile: 'profiled',
+  workbench: 'benched',
+  shaderSource: 'source',
+  editShader: 'edited',
+  resetShader: 'reset',
+  dispose: 'disposed',
+};
+
+/** Where the page keeps matvec tuning results (localStorage, when the browser allows it). */
+export interface TuningKeeper {
+  load(): TuningEntries;
+  save(entries: TuningEntries): void;
+}
 
 export interface WorkerEngineOptions {
   /** Model path relative to the models URL: 'stories260K/stories260K.bin', a .gguf, or an HF folder. */
@@ -109,6 +127,8 @@ export interface WorkerEngineOptions {
   /** Where the models are served; default `/models/` on this page's origin. */
   modelsUrl?: string;
   onProgress?: (message: string) => void;
+  settings?: Partial<EngineSettings>;
+  tuning?: TuningKeeper;
 }
 
 export function defaultModelsUrl(): string {
@@ -118,14 +138,17 @@ export function defaultModelsUrl(): string {
 /** Engine running in a dedicated Web Worker. Create it with WorkerEngine.load(). */
 export class WorkerEngine implements Engine {
   readonly adapter: AdapterReport;
-  readonly model: ModelInfo;
+  /** As of the last load, reconfiguration or kernel edit. */
+  model: ModelInfo;
   readonly #client: WorkerClient;
+  readonly #tuning: TuningKeeper | undefined;
   #disposed = false;
 
-  private constructor(client: WorkerClient, adapter: AdapterReport, model: ModelInfo) {
+  private constructor(client: WorkerClient, adapter: AdapterReport, model: ModelInfo, tuning: TuningKeeper | undefined) {
     this.#client = client;
     this.adapter = adapter;
     this.model = model;
+    this.#tuning = tuning;
   }
 
   /**
@@ -137,9 +160,13 @@ export class WorkerEngine implements Engine {
     const client = new WorkerClient(spawnWorker());
     const payload: RequestOf<'load'>['payload'] = { modelsUrl: options.modelsUrl ?? defaultModelsUrl(), entry: options.entry };
     if (options.tokenizer) payload.tokenizer = options.tokenizer;
+    if (options.settings) payload.settings = options.settings;
+    const stored = options.tuning?.load();
+    if (stored) payload.tuning = stored;
     try {
       const { payload: loaded } = await client.request('load', payload, { onProgress: options.onProgress });
-      return new WorkerEngine(client, loaded.adapter, loaded.model);
+      options.tuning?.save(loaded.tuning);
+      return new WorkerEngine(client, loaded.adapter, loaded.model, options.tuning);
     } catch (error) {
       client.terminate();
       throw error;
@@ -168,6 +195,40 @@ export class WorkerEngine implements Engine {
     } finally {
       signal?.removeEventListener('abort', cancel);
     }
+  }
+
+  async reconfigure(settings: Partial<EngineSettings>): Promise<ModelInfo> {
+    const { model, tuning } = (await this.#request('reconfigure', { settings })).payload;
+    this.#tuning?.save(tuning);
+    this.model = model;
+    return model;
+  }
+
+  async profileStep(options: { position?: number; repetitions?: number } = {}): Promise<StepProfile> {
+    return (await this.#request('profile', options)).payload;
+  }
+
+  async runWorkbench(request: WorkbenchRequest): Promise<WorkbenchReport> {
+    return (await this.#request('workbench', request)).payload;
+  }
+
+  async shaderSource(family: string): Promise<string> {
+    return (await this.#request('shaderSource', { family })).payload.source;
+  }
+
+  async editShader(family: string, source: string): Promise<ShaderEditReport> {
+    const { report, model } = (await this.#request('editShader', { family, source })).payload;
+    this.model = model;
+    return report;
+  }
+
+  async resetShader(family: string): Promise<void> {
+    this.model = (await this.#request('resetShader', { family })).payload.model;
+  }
+
+  #request<K extends keyof FinalResponse>(type: K, payload: RequestOf<K>['payload']): Promise<ResponseOf<FinalResponse[K]>> {
+    if (this.#disposed) return Promise.reject(new Error('this engine was disposed'));
+    return this.#client.request(type, payload);
   }
 
   dispose(): void {

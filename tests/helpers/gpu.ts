@@ -13,7 +13,7 @@ export function testGpu(): Promise<GpuContext> {
 }
 
 export async function testKernels(maxWorkgroupsPerDimension?: number): Promise<KernelContext> {
-  return new KernelContext(await testGpu(), maxWorkgroupsPerDimension);
+  return new KernelContext(await testGpu(), { maxWorkgroupsPerDimension });
 }
 
 const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;

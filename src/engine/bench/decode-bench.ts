@@ -3,7 +3,6 @@
 // dispatch cost models say one decode step must read.
 import type { GpuContext } from '../gpu/device.ts';
 import { meanSd } from '../gpu/timing.ts';
-import { attentionCost } from '../kernels/attention.ts';
 import type { FileSource } from '../model/files.ts';
 import { loadModel } from '../model/load.ts';
 import { generate } from '../runtime/generate.ts';
@@ -57,7 +56,7 @@ export async function benchDecode(gpu: GpuContext, options: DecodeBenchOptions):
     const decode = meanSd(runs.map((r) => r.decodeTokensPerSecond));
     const prefill = meanSd(runs.map((r) => (1000 * r.promptTokens) / r.prefillMs));
     // Decode step n (n = 1 .. generated - 1) attends over promptTokens + n positions.
-    const bytesPerToken = decodeBytesRead(gpuModel, promptTokens + generatedTokens / 2);
+    const bytesPerToken = gpuModel.bytesReadPerStep(promptTokens + generatedTokens / 2);
     const rooflineSeconds = bytesPerToken / (options.probeGBps * 1e9);
     return {
       model: options.label,
@@ -75,13 +74,3 @@ export async function benchDecode(gpu: GpuContext, options: DecodeBenchOptions):
   }
 }
 
-/**
- * Bytes one decode step reads at a context of `length` tokens: the cost model of every dispatch
- * that produces a token, with attention's recomputed for that length (its dispatch carries the
- * cost at length 1). The sampler's read of the logits is left out: it is small next to the classifier.
- */
-export function decodeBytesRead(model: GpuModel, length: number): number {
-  const c = model.config;
-  const attention = attentionCost({ nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, maxSeq: model.contextLength, cacheOffset: 0 }, length);
-  return [...model.bodyDispatches, ...model.headDispatches].reduce((bytes, d) => bytes + (d.family === 'attention' ? attention.bytesRead : d.cost.bytesRead), 0);
-}

@@ -38,19 +38,28 @@ export interface DispatchSpec<L extends ParamLayout> {
   cost: Cost;
 }
 
+export interface KernelContextOptions {
+  /** The grid's per-dimension limit; tests lower it to exercise the y-overflow path on small shapes. */
+  maxWorkgroupsPerDimension?: number;
+  /** WGSL to compile instead of shaders/<family>.wgsl (the lab's kernel editor, after its checks pass). */
+  sources?: Partial<Record<ShaderFamily, string>>;
+}
+
 /** Compiles each (family, defines, entry point, constants) once and builds dispatches from specs. */
 export class KernelContext {
   private readonly modules = new Map<string, Promise<GPUShaderModule>>();
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
 
-  /** The grid's per-dimension limit; tests lower it to exercise the y-overflow path on small shapes. */
   readonly maxWorkgroupsPerDimension: number;
+  /** The source compiled for each family: an override from the options, else the shipped file. */
+  readonly sources: Readonly<Record<ShaderFamily, string>>;
 
   constructor(
     readonly gpu: GpuContext,
-    maxWorkgroupsPerDimension?: number,
+    options: KernelContextOptions = {},
   ) {
-    this.maxWorkgroupsPerDimension = maxWorkgroupsPerDimension ?? gpu.device.limits.maxComputeWorkgroupsPerDimension;
+    this.maxWorkgroupsPerDimension = options.maxWorkgroupsPerDimension ?? gpu.device.limits.maxComputeWorkgroupsPerDimension;
+    this.sources = { ...shaderSources, ...options.sources };
   }
 
   get device(): GPUDevice {
@@ -73,7 +82,7 @@ export class KernelContext {
     const key = `${family}:${JSON.stringify(defines)}`;
     let module = this.modules.get(key);
     if (!module) {
-      module = (async () => compileShader(this.device, family, preprocessWgsl(shaderSources[family], defines, family)))();
+      module = (async () => compileShader(this.device, family, preprocessWgsl(this.sources[family], defines, family)))();
       this.modules.set(key, module);
     }
     return module;

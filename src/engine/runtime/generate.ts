@@ -1,8 +1,13 @@
-// The decode loop: prefill the prompt token by token, then sample on the GPU and stream tokens.
-// Decode is pipelined: step n+1 is queued (it reads the token step n's sampler left on the GPU)
-// before step n's token is mapped back, so the GPU never idles waiting for the CPU's read-back.
+// The decode loop: prefill the prompt token by token, then sample and stream tokens.
+// With the GPU sampler, decode is pipelined: step n+1 is queued (it reads the token step n's sampler
+// left on the GPU) before step n's token is mapped back, so the GPU never idles waiting for the
+// CPU's read-back. Sampling on the CPU, or inspecting each step's distribution, needs the logits
+// on the CPU before the next step can start, so those steps run one at a time.
 import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
 import { GpuOperationError, RequestError } from '../errors.ts';
+import { uniform } from '../reference/rng.ts';
+import { sampleToken } from '../reference/sample.ts';
+import type { StepDistribution } from '../telemetry.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { GpuModel, Sampler } from './gpu-model.ts';
@@ -11,6 +16,26 @@ export function validateRequest(request: GenerateRequest): void {
   if (!Number.isInteger(request.maxTokens) || request.maxTokens < 0) throw new RequestError(`maxTokens must be a whole number >= 0, got ${request.maxTokens}`);
   if (!Number.isFinite(request.temperature) || request.temperature < 0) throw new RequestError(`temperature must be >= 0, got ${request.temperature}`);
   if (!Number.isInteger(request.seed)) throw new RequestError(`seed must be an integer, got ${request.seed}`);
+  if (request.inspect !== undefined && (!Number.isInteger(request.inspect) || request.inspect < 0 || request.inspect > 1000)) {
+    throw new RequestError(`inspect must be a whole number from 0 to 1000, got ${request.inspect}`);
+  }
+}
+
+export interface GenerateOptions {
+  /** 'gpu' (default): the sampler kernel picks each token; 'cpu': logits are read back and sampled here. */
+  sampler?: 'gpu' | 'cpu';
+}
+
+/** The `count` highest logits with their pieces, and the log-sum-exp over the whole vocabulary. */
+export function topCandidates(logits: Float32Array, count: number, tokenizer: Tokenizer): Pick<StepDistribution, 'candidates' | 'logSumExp'> {
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  let sum = 0;
+  for (const l of logits) if (!Number.isNaN(l)) sum += Math.exp(l - max);
+  const order = Array.from(logits.keys()).filter((i) => !Number.isNaN(logits[i]));
+  order.sort((a, b) => logits[b] - logits[a] || a - b);
+  const candidates = order.slice(0, count).map((token) => ({ token, piece: tokenizer.decode([token]), logit: logits[token] }));
+  return { candidates, logSumExp: max + Math.log(sum) };
 }
 
 /**
@@ -27,6 +52,7 @@ export async function generate(
   request: GenerateRequest,
   onToken?: (event: TokenEvent) => void,
   signal?: AbortSignal,
+  options: GenerateOptions = {},
 ): Promise<GenerateResult> {
   validateRequest(request);
   const prompt = tokenizer.encode(request.prompt, { bos: true });
@@ -47,14 +73,27 @@ export async function generate(
   let lastTokenAt = started;
 
   // Fails fast if the device is lost while we wait on a read-back.
-  const lost = model.gpu.lost.then((error) => Promise.reject<number>(error));
+  const lost = model.gpu.lost.then((error) => Promise.reject<never>(error));
   lost.catch(() => {});
   const readToken = (slot: number) => Promise.race([model.readToken(slot), lost]);
+  const readLogits = () => Promise.race([model.readStepLogits(), lost]);
+  const cpuSampler = options.sampler === 'cpu';
+  const inspect = request.inspect ?? 0;
+  const stepByStep = cpuSampler || inspect > 0;
+  // The GPU sampler runs only where it picks the token; the head (logits) runs in every sampled step.
+  const gpuSampler = cpuSampler ? null : sampler;
+  /** The token at `pos`: sampled here from read-back logits (CPU sampler), else read from the GPU. */
+  const nextToken = async (pos: number): Promise<{ token: number; distribution?: StepDistribution }> => {
+    const logits = stepByStep ? await readLogits() : null;
+    const token = cpuSampler ? sampleToken(logits!, request.temperature, uniform(request.seed >>> 0, pos)) : await readToken(0);
+    if (!logits || inspect === 0) return { token };
+    return { token, distribution: { position: pos, sampled: token, temperature: request.temperature, ...topCandidates(logits, inspect, tokenizer) } };
+  };
 
   try {
     if (budget > 0) {
       for (let pos = 0; pos < prompt.length - 1; pos++) model.submitStep(pos, prompt[pos], null);
-      model.submitStep(prompt.length - 1, prompt[prompt.length - 1], sampler, 0);
+      model.submitStep(prompt.length - 1, prompt[prompt.length - 1], gpuSampler, 0, stepByStep);
     }
     for (let n = 0; n < budget; n++) {
       const pos = prompt.length + n; // position of the token being produced
@@ -62,15 +101,22 @@ export async function generate(
         stopReason = 'cancelled';
         break;
       }
-      // Queue the next step before waiting on this one's token (it reads the token on the GPU).
-      if (n + 1 < budget) model.submitStep(pos, null, sampler, (n + 1) % 2);
-      const token = await readToken(n % 2);
+      let token: number;
+      let distribution: StepDistribution | undefined;
+      if (stepByStep) {
+        ({ token, distribution } = await nextToken(pos));
+        if (n + 1 < budget && !stopIds.includes(token)) model.submitStep(pos, token, gpuSampler, 0, true);
+      } else {
+        // Queue the next step before waiting on this one's token (it reads the token on the GPU).
+        if (n + 1 < budget) model.submitStep(pos, null, sampler, (n + 1) % 2);
+        token = await readToken(n % 2);
+      }
       const now = performance.now();
       if (n === 0) prefillMs = now - started;
       tokens.push(token);
       const fragment = decoder.push(token);
       text += fragment;
-      onToken?.({ position: pos, token, text: fragment, stepMs: now - lastTokenAt });
+      onToken?.({ position: pos, token, text: fragment, stepMs: now - lastTokenAt, ...(distribution && { distribution }) });
       lastTokenAt = now;
       if (stopIds.includes(token)) {
         stopReason = 'eos';

@@ -3,9 +3,9 @@
 // during prefill), encodes the prebuilt dispatches into one command buffer and submits it once.
 import type { GpuContext } from '../gpu/device.ts';
 import { withErrorScope } from '../gpu/device.ts';
-import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts';
+import { encodeDispatches, KernelContext, type Dispatch, type KernelContextOptions } from '../gpu/kernel.ts';
 import { packParams, paramsByteLength, stepLayout } from '../gpu/params.ts';
-import { createAttention } from '../kernels/attention.ts';
+import { attentionCost, createAttention } from '../kernels/attention.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createEmbedding } from '../kernels/embedding.ts';
 import type { MatvecShape, MatvecVariantName } from '../kernels/matvec.ts';
@@ -16,6 +16,7 @@ import { createRope, ropeTable } from '../kernels/rope.ts';
 import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
 import { RequestError } from '../errors.ts';
 import { getTensor, layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
+import type { MemoryReport } from '../telemetry.ts';
 
 export interface GpuModelOptions {
   /** Cap on the KV cache length (default 2048, never above the model's maxSeqLen). */
@@ -30,6 +31,15 @@ export interface GpuModelOptions {
   matvecVariant?: MatvecVariantName;
   /** Where tuning results persist between sessions (the browser passes localStorage). */
   tuningStore?: TuningStore;
+  /** Edited WGSL to compile instead of shaders/<family>.wgsl (checked by the workbench first). */
+  shaderSources?: KernelContextOptions['sources'];
+}
+
+/** How long putting the model on the GPU took (see LoadReport). */
+export interface GpuLoadTimes {
+  uploadBytes: number;
+  uploadMs: number;
+  compileMs: number;
 }
 
 /** The matrices that go through matvec, so in the chosen weight format. */
@@ -77,6 +87,9 @@ export class GpuModel {
     readonly weightFormat: WeightFormat,
     /** The matvec variant every projection runs. */
     readonly matvecVariant: string,
+    /** Bytes of each kind this model allocated on the GPU. */
+    readonly memory: MemoryReport,
+    readonly loadTimes: GpuLoadTimes,
     private readonly state: RunState,
     dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch },
     buffers: GPUBuffer[],
@@ -91,7 +104,10 @@ export class GpuModel {
     this.staging = [0, 1].map((i) =>
       device.createBuffer({ label: `token.readback.${i}`, size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
     );
+    this.logitsStaging = device.createBuffer({ label: 'logits.readback', size: 4 * config.vocabSize, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   }
+
+  private readonly logitsStaging: GPUBuffer;
 
   private readonly argmax: Dispatch;
   private readonly temperatureSample: Dispatch;
@@ -129,7 +145,10 @@ export class GpuModel {
       // quantized blocks are used as they are when the format matches); vectors stay f32.
       const weights = new Map<string, GPUBuffer>();
       const shapes = new Map<string, MatvecShape>();
-      let weightBytes = 0;
+      const uploadStarted = performance.now();
+      let matrixBytes = 0;
+      let embeddingBytes = 0;
+      let vectorBytes = 0;
       for (const [name, tensor] of model.tensors) {
         const sharesEmbedding = name === 'classifier' && tensor === model.tensors.get('tokenEmbedding');
         if (isMatrix(name) && !(sharesEmbedding && format === 'f32')) {
@@ -139,14 +158,18 @@ export class GpuModel {
           weights.set(name, await withErrorScope(device, `uploading ${name} (${packed.byteLength} bytes)`, () => uploadMatrix(device, packed, name)));
           created.push(weights.get(name)!);
           shapes.set(name, packed);
-          weightBytes += packed.byteLength;
+          matrixBytes += packed.byteLength;
         } else if (!sharesEmbedding) {
           const buffer = await allocate(name, tensor.data.byteLength);
           device.queue.writeBuffer(buffer, 0, tensor.data);
           weights.set(name, buffer);
-          weightBytes += tensor.data.byteLength;
+          if (name === 'tokenEmbedding') embeddingBytes += tensor.data.byteLength;
+          else vectorBytes += tensor.data.byteLength;
         }
       }
+      await device.queue.onSubmittedWorkDone();
+      const uploadMs = performance.now() - uploadStarted;
+      const weightBytes = matrixBytes + embeddingBytes + vectorBytes;
       if (!weights.has('classifier')) {
         weights.set('classifier', weights.get('tokenEmbedding')!);
         shapes.set('classifier', { format: 'f32', rows: c.vocabSize, cols: c.dim, paddedCols: c.dim });
@@ -156,7 +179,8 @@ export class GpuModel {
         return weights.get(name)!;
       };
 
-      const kc = new KernelContext(gpu);
+      const compileStarted = performance.now();
+      const kc = new KernelContext(gpu, { sources: options.shaderSources });
       const variant = options.matvecVariant ?? (await tuneMatvec(kc, format, { rows: c.hiddenDim, cols: c.dim }, options.tuningStore)).variant;
       const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => createFormatMatvec(kc, name, { weight: w(name), x, out }, shapes.get(name)!, variant);
 
@@ -222,7 +246,21 @@ export class GpuModel {
         createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
         createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
       ]);
-      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
+      const compileMs = performance.now() - compileStarted;
+      const kvCacheBytes = s.keyCache.size + s.valueCache.size;
+      const scratch = Object.values(s).filter((b) => b !== s.keyCache && b !== s.valueCache);
+      const memory: MemoryReport = {
+        matrixBytes,
+        embeddingBytes,
+        vectorBytes,
+        kvCacheBytes,
+        kvBytesPerToken: 2 * 4 * c.nLayers * kvDim,
+        activationBytes: scratch.reduce((bytes, b) => bytes + b.size, 0),
+        contextLength: maxSeq,
+        bytesPerToken: decodeBytesRead(c, maxSeq, [...bodyDispatches, ...headDispatches], 1),
+      };
+      const loadTimes = { uploadBytes: weightBytes, uploadMs, compileMs };
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
     } catch (error) {
       for (const buffer of created) buffer.destroy();
       throw error;
@@ -234,28 +272,45 @@ export class GpuModel {
    * without it the step consumes the token the previous step's sampler left there. With a sampler,
    * the next token is chosen on the GPU and copied into read-back `slot` (see readToken).
    */
-  submitStep(pos: number, token: number | null, sampler: Sampler | null, slot = 0): void {
-    if (pos >= this.contextLength) throw new RequestError(`position ${pos} is past the context of ${this.contextLength} tokens`);
+  submitStep(pos: number, token: number | null, sampler: Sampler | null, slot = 0, withLogits = false): void {
+    this.writeStepInputs(pos, token, sampler);
     const { device } = this.gpu;
     const s = this.state;
-    const temperature = sampler?.kind === 'temperature' ? sampler.temperature : 0;
-    const seed = sampler?.kind === 'temperature' ? sampler.seed >>> 0 : 0;
-    device.queue.writeBuffer(s.step, 0, packParams(stepLayout, { pos, seed, temperature }, this.stepBytes));
-    if (token !== null) {
-      this.tokenWord[0] = token;
-      device.queue.writeBuffer(s.token, 0, this.tokenWord);
-    }
-
     const encoder = device.createCommandEncoder({ label: `step ${pos}` });
     const pass = encoder.beginComputePass({ label: `forward ${pos}` });
     encodeDispatches(pass, this.bodyDispatches);
-    if (sampler) {
-      encodeDispatches(pass, this.headDispatches);
-      encodeDispatches(pass, [sampler.kind === 'argmax' ? this.argmax : this.temperatureSample]);
-    }
+    if (sampler || withLogits) encodeDispatches(pass, this.headDispatches);
+    if (sampler) encodeDispatches(pass, [this.samplerDispatch(sampler)]);
     pass.end();
     if (sampler) encoder.copyBufferToBuffer(s.token, 0, this.staging[slot], 0, 4);
+    if (withLogits) encoder.copyBufferToBuffer(s.logits, 0, this.logitsStaging, 0, this.logitsStaging.size);
     device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * Writes the step uniform (position, sampler seed and temperature) and, when given, the token the
+   * step embeds. Queue writes land before the next submit, so the profiler can time dispatches alone.
+   */
+  writeStepInputs(pos: number, token: number | null, sampler: Sampler | null = null): void {
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextLength) throw new RequestError(`position ${pos} is outside the context of ${this.contextLength} tokens`);
+    const { device } = this.gpu;
+    const temperature = sampler?.kind === 'temperature' ? sampler.temperature : 0;
+    const seed = sampler?.kind === 'temperature' ? sampler.seed >>> 0 : 0;
+    device.queue.writeBuffer(this.state.step, 0, packParams(stepLayout, { pos, seed, temperature }, this.stepBytes));
+    if (token !== null) {
+      this.tokenWord[0] = token;
+      device.queue.writeBuffer(this.state.token, 0, this.tokenWord);
+    }
+  }
+
+  /** The sampler's dispatch (argmax or temperature sampling) that ends a sampled step. */
+  samplerDispatch(sampler: Sampler): Dispatch {
+    return sampler.kind === 'argmax' ? this.argmax : this.temperatureSample;
+  }
+
+  /** Bytes one decode step reads with `length` positions in the KV cache (see decodeBytesRead). */
+  bytesReadPerStep(length: number): number {
+    return decodeBytesRead(this.config, this.contextLength, [...this.bodyDispatches, ...this.headDispatches], length);
   }
 
   /** Waits for the token a sampled step copied into `slot`. */
@@ -269,19 +324,32 @@ export class GpuModel {
 
   /** Copies the logits of the last sampled step back (tests and the lab's sampling view). */
   async readLogits(): Promise<Float32Array> {
-    const { device } = this.gpu;
-    const bytes = 4 * this.config.vocabSize;
-    const readback = device.createBuffer({ label: 'logits.readback', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const encoder = device.createCommandEncoder();
-    encoder.copyBufferToBuffer(this.state.logits, 0, readback, 0, bytes);
-    device.queue.submit([encoder.finish()]);
-    await readback.mapAsync(GPUMapMode.READ);
-    const logits = new Float32Array(readback.getMappedRange().slice(0));
-    readback.destroy();
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'logits.readback' });
+    encoder.copyBufferToBuffer(this.state.logits, 0, this.logitsStaging, 0, this.logitsStaging.size);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    return this.readStepLogits();
+  }
+
+  /** Waits for the logits a step submitted `withLogits` copied back. */
+  async readStepLogits(): Promise<Float32Array> {
+    await this.logitsStaging.mapAsync(GPUMapMode.READ);
+    const logits = new Float32Array(this.logitsStaging.getMappedRange().slice(0));
+    this.logitsStaging.unmap();
     return logits;
   }
 
   destroy(): void {
-    for (const buffer of [...this.buffers, ...this.staging]) buffer.destroy();
+    for (const buffer of [...this.buffers, ...this.staging, this.logitsStaging]) buffer.destroy();
   }
+}
+
+/**
+ * Bytes one decode step reads under the kernels' cost models: every weight and activation access
+ * of the step that produces a token, with attention's recomputed for `length` cached positions (its
+ * dispatch carries the cost at length 1). The sampler's read of the logits is left out: it is small
+ * next to the classifier.
+ */
+function decodeBytesRead(c: ModelConfig, contextLength: number, dispatches: readonly Dispatch[], length: number): number {
+  const attention = attentionCost({ nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, maxSeq: contextLength, cacheOffset: 0 }, length);
+  return dispatches.reduce((bytes, d) => bytes + (d.family === 'attention' ? attention.bytesRead : d.cost.bytesRead), 0);
 }

@@ -1,0 +1,125 @@
+// The lab's whole configuration in the page's query string, so a link reproduces a setup (model,
+// switches, prompt, open panels, presenter step, replayed trace). Parsing never throws: a value
+// that does not parse is dropped and the page falls back to its default. `model` and `tokenizer`
+// keep the names models.ts's `choicesFromQuery` reads.
+import type { EngineSettings } from '../engine/telemetry.ts';
+import { defaultModelId } from './models.ts';
+
+export interface LabUrlState {
+  /** Model entry path (a known model's id or any path under /models/). */
+  model?: string;
+  /** Tokenizer path for a model from the URL; '' means the model carries its own. */
+  tokenizer?: string;
+  settings: Partial<EngineSettings>;
+  prompt?: string;
+  maxTokens?: number;
+  temperature?: number;
+  seed?: number;
+  /** Ids of the panels shown, in order. */
+  panels?: string[];
+  presenter?: boolean;
+  /** Presenter step (0-based). */
+  step?: number;
+  /** Path or URL of a recorded LabTrace to replay. */
+  trace?: string;
+}
+
+/** What the page uses when the URL says nothing: such values are left out of formatted URLs. */
+export const urlDefaults = {
+  model: defaultModelId,
+  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu' } satisfies EngineSettings,
+  prompt: '',
+  maxTokens: 200,
+  temperature: 0,
+  seed: 42,
+  presenter: false,
+  step: 0,
+} as const;
+
+// Weight formats and matvec variants are checked only for shape here: which ones exist on this
+// adapter is known once the engine reports its SettingChoices, and the page checks them there.
+const settingValue = /^[A-Za-z0-9_.-]{1,32}$/;
+const panelId = /^[A-Za-z0-9_-]{1,40}$/;
+
+/** A whole number in [min, max] or undefined ("12abc", "1e400", "3.5" are all dropped). */
+function wholeNumber(text: string | null, min: number, max: number): number | undefined {
+  if (text === null || !/^-?\d+$/.test(text.trim())) return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) && value >= min && value <= max ? value : undefined;
+}
+
+function finiteNumber(text: string | null, min: number, max: number): number | undefined {
+  if (text === null || text.trim() === '') return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) && value >= min && value <= max ? value : undefined;
+}
+
+function flag(text: string | null): boolean | undefined {
+  if (text === '1' || text === 'true' || text === '') return true;
+  if (text === '0' || text === 'false') return false;
+  return undefined;
+}
+
+export function parseUrlState(search: string): LabUrlState {
+  const params = new URLSearchParams(search);
+  const state: LabUrlState = { settings: {} };
+
+  const model = params.get('model');
+  if (model) state.model = model;
+  const tokenizer = params.get('tokenizer');
+  if (tokenizer !== null) state.tokenizer = tokenizer;
+
+  const weightFormat = params.get('weightFormat');
+  if (weightFormat !== null && settingValue.test(weightFormat)) state.settings.weightFormat = weightFormat;
+  const matvecVariant = params.get('matvecVariant');
+  if (matvecVariant !== null && settingValue.test(matvecVariant)) state.settings.matvecVariant = matvecVariant;
+  const sampler = params.get('sampler');
+  if (sampler === 'gpu' || sampler === 'cpu') state.settings.sampler = sampler;
+
+  const prompt = params.get('prompt');
+  if (prompt !== null) state.prompt = prompt;
+  const maxTokens = wholeNumber(params.get('maxTokens'), 1, 1 << 20);
+  if (maxTokens !== undefined) state.maxTokens = maxTokens;
+  const temperature = finiteNumber(params.get('temperature'), 0, 100);
+  if (temperature !== undefined) state.temperature = temperature;
+  // The sampler's seed is a u32.
+  const seed = wholeNumber(params.get('seed'), 0, 2 ** 32 - 1);
+  if (seed !== undefined) state.seed = seed;
+
+  const panels = params.get('panels');
+  if (panels !== null) state.panels = panels.split(',').filter((id) => panelId.test(id));
+  const presenter = flag(params.get('presenter'));
+  if (presenter !== undefined) state.presenter = presenter;
+  const step = wholeNumber(params.get('step'), 0, 10_000);
+  if (step !== undefined) state.step = step;
+  const trace = params.get('trace');
+  if (trace) state.trace = trace;
+  return state;
+}
+
+/** Query-string encoding that leaves '/', ',' and ':' readable (all legal in a query value). */
+function encode(text: string): string {
+  return encodeURIComponent(text).replace(/%2F/gi, '/').replace(/%2C/gi, ',').replace(/%3A/gi, ':');
+}
+
+/** "?model=…&weightFormat=q4_0…" with defaults left out; '' when everything is default. */
+export function formatUrlState(state: LabUrlState): string {
+  const pairs: Array<[string, string]> = [];
+  const add = (name: string, value: string | number | undefined, fallback?: string | number) => {
+    if (value !== undefined && value !== fallback) pairs.push([name, String(value)]);
+  };
+  add('model', state.model, urlDefaults.model);
+  add('tokenizer', state.tokenizer);
+  add('weightFormat', state.settings.weightFormat, urlDefaults.settings.weightFormat);
+  add('matvecVariant', state.settings.matvecVariant, urlDefaults.settings.matvecVariant);
+  add('sampler', state.settings.sampler, urlDefaults.settings.sampler);
+  add('prompt', state.prompt, urlDefaults.prompt);
+  add('maxTokens', state.maxTokens, urlDefaults.maxTokens);
+  add('temperature', state.temperature, urlDefaults.temperature);
+  add('seed', state.seed, urlDefaults.seed);
+  add('panels', state.panels?.join(','));
+  if (state.presenter !== undefined && state.presenter !== urlDefaults.presenter) pairs.push(['presenter', state.presenter ? '1' : '0']);
+  add('step', state.step, urlDefaults.step);
+  add('trace', state.trace);
+  return pairs.length === 0 ? '' : `?${pairs.map(([name, value]) => `${name}=${encode(value)}`).join('&')}`;
+}
