@@ -1,9 +1,13 @@
-// The generate command as a user runs it: the --json line parses and holds the reference tokens;
+// The generate and record-trace commands as a user runs them: the --json line parses and holds the reference tokens;
 // bad input exits non-zero with a message naming the file.
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { LabTrace } from '../src/app/trace.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -36,6 +40,39 @@ describe('npm run generate', () => {
     const error = await generate('--model', `${stories}missing.bin`).catch((e: { code: number; stderr: string }) => e);
     expect(error).toMatchObject({ code: 1 });
     expect((error as { stderr: string }).stderr).toContain(`${stories}missing.bin: not found`);
+  });
+
+  it('--sampler cpu draws the same tokens as the GPU sampler from the same seed; an unknown sampler is a usage error', async () => {
+    const common = ['--model', `${stories}stories260K.bin`, '--prompt', 'Once upon a time', '--max-tokens', '20', '--temperature', '0.8', '--seed', '7', '--json'];
+    const last = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+    const gpu = last((await generate(...common)).stdout);
+    const cpu = last((await generate(...common, '--sampler', 'cpu')).stdout);
+    expect(cpu.sampler).toBe('cpu');
+    expect(cpu.tokens).toEqual(gpu.tokens);
+    const error = await generate('--model', `${stories}stories260K.bin`, '--sampler', 'fast').catch((e: { code: number; stderr: string }) => e);
+    expect(error).toMatchObject({ code: 2 });
+    expect((error as { stderr: string }).stderr).toContain('--sampler must be gpu or cpu, got "fast"');
+  });
+
+  it('record-trace writes a LabTrace the lab can replay', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lab-trace-'));
+    try {
+      const out = join(dir, 'trace.json');
+      await run(process.execPath, ['scripts/run-ts.mjs', 'src/cli/record-trace.ts', '--model', `${stories}stories260K.bin`, '--out', out, '--max-tokens', '8'], { cwd: root, timeout: 240_000 });
+      const trace = JSON.parse(await readFile(out, 'utf8')) as LabTrace;
+      expect(trace.version).toBe(1);
+      expect(trace.runs.map((r) => r.settings.weightFormat)).toEqual(['f32', 'q4_0']);
+      expect(trace.runs[0].result!.generatedTokens).toBe(8);
+      expect(trace.runs[0].result!.text.startsWith(', there was a little girl')).toBe(true);
+      expect(trace.marks).toEqual([{ beforeRun: 1, label: 'weight format f32 → q4_0' }]);
+      expect(trace.profile!.kernels.length).toBeGreaterThan(10);
+      expect(trace.sweep.length).toBeGreaterThan(2);
+      expect(trace.distributions[0].candidates).toHaveLength(20);
+      expect(trace.workbench!.results.length).toBe(4);
+      expect(trace.model.bandwidth.readGBps).toBeGreaterThan(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a bad option value with usage help', async () => {

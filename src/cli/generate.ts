@@ -1,6 +1,6 @@
 // npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
 //                        [--temperature T] [--seed S] [--max-context N] [--format F]
-//                        [--matvec-variant V] [--json]
+//                        [--matvec-variant V] [--sampler gpu|cpu] [--json]
 // PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
 // last line of stdout is one JSON object with the tokens, text and timings.
 import { basename, dirname } from 'node:path';
@@ -14,7 +14,8 @@ import { numberOption, parseOptions, UsageError } from './args.ts';
 
 const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
                                [--temperature T] [--seed S] [--max-context N] [--json]
-                               [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]`;
+                               [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]
+                               [--sampler gpu|cpu]`;
 
 export async function main(args: string[]): Promise<number> {
   let values;
@@ -29,6 +30,7 @@ export async function main(args: string[]): Promise<number> {
       'max-context': { type: 'string' },
       format: { type: 'string', default: 'f32' },
       'matvec-variant': { type: 'string' },
+      sampler: { type: 'string', default: 'gpu' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -42,6 +44,7 @@ export async function main(args: string[]): Promise<number> {
     if (variant !== undefined && !matvecVariants.some((v) => v.name === variant)) {
       throw new UsageError(`--matvec-variant must be one of ${matvecVariants.map((v) => v.name).join(', ')}, got "${variant}"`);
     }
+    if (values.sampler !== 'gpu' && values.sampler !== 'cpu') throw new UsageError(`--sampler must be gpu or cpu, got "${values.sampler}"`);
   } catch (error) {
     console.error(`error: ${(error as Error).message}\n${usage}`);
     return 2;
@@ -63,6 +66,7 @@ export async function main(args: string[]): Promise<number> {
       maxContext,
       weightFormat: values.format as WeightFormat,
       matvecVariant: values['matvec-variant'] as MatvecVariantName | undefined,
+      sampler: values.sampler as 'gpu' | 'cpu',
     });
     try {
       const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed }, (event) => {
@@ -70,8 +74,8 @@ export async function main(args: string[]): Promise<number> {
       });
       if (values.json) {
         const { tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason } = result;
-        const { source, tokenizer: tokenizerName, weightFormat, matvecVariant } = engine.model;
-        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: source, tokenizer: tokenizerName, weightFormat, matvecVariant, adapter: engine.adapter }));
+        const { source, tokenizer: tokenizerName, weightFormat, matvecVariant, settings } = engine.model;
+        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: source, tokenizer: tokenizerName, weightFormat, matvecVariant, sampler: settings.sampler, adapter: engine.adapter }));
       } else {
         process.stdout.write('\n');
         const rate = result.decodeTokensPerSecond.toFixed(1);
