@@ -90,6 +90,8 @@ export class Lab {
   seed = $state(42);
   /** Read each step's distribution back for the sampling panel (slows decoding). */
   inspect = $state(false);
+  /** Wrap the prompt in the model's chat template (instruct models only). */
+  chat = $state(false);
 
   /** Generated text so far (rendered as text, never HTML). */
   text = $state('');
@@ -275,7 +277,7 @@ export class Lab {
     };
     try {
       const result = await engine.generate(
-        { prompt: this.prompt, maxTokens: this.maxTokens, temperature: this.temperature, seed: this.seed, inspect: this.inspect ? inspectCandidates : 0 },
+        { prompt: this.prompt, maxTokens: this.maxTokens, temperature: this.temperature, seed: this.seed, inspect: this.inspect ? inspectCandidates : 0, chat: this.chat && engine.model.chatTemplate },
         (event) => {
           if (this.ttftMs === null) this.ttftMs = performance.now() - started;
           pending.push({ text: event.text, stepMs: event.stepMs });

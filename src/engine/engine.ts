@@ -35,6 +35,8 @@ export interface ModelInfo {
   config: ModelConfig;
   /** Which tokenizer was loaded, e.g. "tok512.bin (llama2.c)". */
   tokenizer: string;
+  /** True when the tokenizer brought a chat template (instruct models): requests may set `chat`. */
+  chatTemplate: boolean;
   /** Bytes of weights resident on the GPU. */
   weightBytes: number;
   /** Format of the projection and classifier weights on the GPU (f32, f16, q8_0, q4_0, ...). */
@@ -59,6 +61,11 @@ export interface GenerateRequest {
   temperature: number;
   /** Seed of the sampler's counter-based RNG: the same seed gives the same text. */
   seed: number;
+  /**
+   * Treat the prompt as a user's message and wrap it in the model's chat template (with the
+   * assistant's generation prompt). Only for models whose ModelInfo.chatTemplate is true.
+   */
+  chat?: boolean;
   /**
    * Report the top `inspect` candidates of each step's next-token distribution (TokenEvent.distribution).
    * Reads the logits back every step, so it slows decoding; 0 or absent for full speed.

@@ -18,6 +18,7 @@ import { generate } from './runtime/generate.ts';
 import { profileStep } from './runtime/profile.ts';
 import type { BandwidthReport, EngineSettings, SettingChoices, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 import { loadTokenizer, type TokenizerFile } from './tokenizer/load.ts';
+import type { ChatTemplate } from './tokenizer/chat-template.ts';
 import type { Tokenizer } from './tokenizer/types.ts';
 import { checkShaderEdit, runWorkbench } from './workbench.ts';
 
@@ -102,6 +103,7 @@ class LocalEngine implements Engine {
     private readonly description: ModelDescription,
     private readonly tokenizer: Tokenizer,
     private readonly tokenizerName: string,
+    private readonly chatTemplate: ChatTemplate | null,
     private readonly bandwidth: BandwidthReport,
     private readonly files: { bytes: number; readMs: number },
     private readonly options: EngineOptions,
@@ -117,6 +119,7 @@ class LocalEngine implements Engine {
       source: this.description.source,
       config: this.description.config,
       tokenizer: this.tokenizerName,
+      chatTemplate: this.chatTemplate !== null,
       weightBytes: m.weightBytes,
       weightFormat: m.weightFormat,
       matvecVariant: m.matvecVariant,
@@ -141,7 +144,7 @@ class LocalEngine implements Engine {
   }
 
   generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult> {
-    return this.exclusive('generating again', () => generate(this.gpuModel, this.tokenizer, request, onToken, signal, { sampler: this.settings.sampler }));
+    return this.exclusive('generating again', () => generate(this.gpuModel, this.tokenizer, request, onToken, signal, { sampler: this.settings.sampler, chatTemplate: this.chatTemplate }));
   }
 
   reconfigure(changes: Partial<EngineSettings>): Promise<ModelInfo> {
@@ -237,7 +240,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     const readStarted = performance.now();
     const counted = countingSource(options.files);
     const { model, vocabulary } = await loadModel(counted.source, options.entry);
-    const { tokenizer, name } = await loadTokenizer(counted.source, options.entry, model, vocabulary, options.tokenizer);
+    const { tokenizer, name, chatTemplate } = await loadTokenizer(counted.source, options.entry, model, vocabulary, options.tokenizer);
     const files = { bytes: counted.bytes(), readMs: performance.now() - readStarted };
     progress('measuring memory bandwidth (roofline probe)');
     const bandwidth = await measureBandwidth(new KernelContext(gpu));
@@ -249,7 +252,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       tuningStore: options.tuningStore,
     });
     if (gpu.isLost()) throw await gpu.lost;
-    return new LocalEngine(gpu, gpuModel, settings, model, tokenizer, name, bandwidth, files, options);
+    return new LocalEngine(gpu, gpuModel, settings, model, tokenizer, name, chatTemplate, bandwidth, files, options);
   } catch (error) {
     const lost = gpu.isLost();
     gpu.device.destroy();

@@ -38,6 +38,7 @@ const model: ModelInfo = {
     eosTokenId: 2,
   },
   tokenizer: 'tok512.bin (llama2.c)',
+  chatTemplate: false,
   weightBytes: 1_133_888,
   weightFormat: 'q8_0',
   matvecVariant: 'rows',

@@ -8,6 +8,7 @@ import { GpuOperationError, RequestError } from '../errors.ts';
 import { uniform } from '../reference/rng.ts';
 import { sampleToken } from '../reference/sample.ts';
 import type { StepDistribution } from '../telemetry.ts';
+import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { GpuModel, Sampler } from './gpu-model.ts';
@@ -24,6 +25,15 @@ export function validateRequest(request: GenerateRequest): void {
 export interface GenerateOptions {
   /** 'gpu' (default): the sampler kernel picks each token; 'cpu': logits are read back and sampled here. */
   sampler?: 'gpu' | 'cpu';
+  /** The model's chat template, for requests with `chat` set. */
+  chatTemplate?: ChatTemplate | null;
+}
+
+/** The prompt's tokens: BOS + the text, or the chat template's rendering (which places BOS itself when the model wants one). */
+function encodePrompt(tokenizer: Tokenizer, request: GenerateRequest, template: ChatTemplate | null | undefined): number[] {
+  if (!request.chat) return tokenizer.encode(request.prompt, { bos: true });
+  if (!template) throw new RequestError('this model has no chat template (its tokenizer_config.json has no chat_template): generate without chat');
+  return tokenizer.encode(template.render([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true }), { bos: false });
 }
 
 /** The `count` highest logits with their pieces, and the log-sum-exp over the whole vocabulary. */
@@ -55,7 +65,7 @@ export async function generate(
   options: GenerateOptions = {},
 ): Promise<GenerateResult> {
   validateRequest(request);
-  const prompt = tokenizer.encode(request.prompt, { bos: true });
+  const prompt = encodePrompt(tokenizer, request, options.chatTemplate);
   const context = model.contextLength;
   if (prompt.length >= context) {
     throw new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${context}: shorten it to at most ${context - 1} tokens`);

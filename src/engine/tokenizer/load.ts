@@ -2,6 +2,7 @@
 //   an explicit file (.bin llama2.c tokenizer, or a Hugging Face tokenizer.json) wins; otherwise
 //   a GGUF's embedded vocabulary; a llama2.c .bin's sibling tok{vocab}.bin or tokenizer.bin; a
 //   Hugging Face folder's tokenizer.json (+ tokenizer_config.json).
+import { loadChatTemplate, type ChatTemplate } from './chat-template.ts';
 import { ModelFormatError } from '../errors.ts';
 import type { FileSource } from '../model/files.ts';
 import type { GgufVocabulary } from '../model/gguf.ts';
@@ -21,6 +22,8 @@ export interface LoadedTokenizer {
   tokenizer: Tokenizer;
   /** What was loaded, for display: "tok512.bin (llama2.c)". */
   name: string;
+  /** The instruct model's chat template (tokenizer_config.json), when it has one. */
+  chatTemplate: ChatTemplate | null;
 }
 
 function dirOf(path: string): string {
@@ -51,10 +54,10 @@ async function fromFile({ files, path }: TokenizerFile, model: ModelDescription)
       bosId: model.config.bosTokenId,
       eosId: model.config.eosTokenId,
     });
-    return { tokenizer, name: `${baseName(path)} (Hugging Face)` };
+    return { tokenizer, name: `${baseName(path)} (Hugging Face)`, chatTemplate: await loadChatTemplate(files, dirOf(path)) };
   }
   const tokenizer = parseLlama2cTokenizer(await files.read(path), files.describe(path), model.config.vocabSize);
-  return { tokenizer, name: `${baseName(path)} (llama2.c)` };
+  return { tokenizer, name: `${baseName(path)} (llama2.c)`, chatTemplate: null };
 }
 
 export async function loadTokenizer(
@@ -71,7 +74,7 @@ export async function loadTokenizer(
     return loaded;
   };
   if (explicit) return checked(await fromFile(explicit, model));
-  if (vocabulary) return checked({ tokenizer: sentencePieceFromGguf(vocabulary, files.describe(entry)), name: `${baseName(entry)} (GGUF vocabulary)` });
+  if (vocabulary) return checked({ tokenizer: sentencePieceFromGguf(vocabulary, files.describe(entry)), name: `${baseName(entry)} (GGUF vocabulary)`, chatTemplate: null });
 
   const format = detectFormat(entry);
   const dir = format === 'huggingface' ? (entry === '' || entry.endsWith('/') ? entry : `${entry}/`) : dirOf(entry);
