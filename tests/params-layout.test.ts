@@ -9,6 +9,8 @@ import { embeddingParams } from '../src/engine/kernels/embedding.ts';
 import { preprocessWgsl } from '../src/engine/gpu/wgsl.ts';
 import { matvecDefines, matvecParams, type MatvecVariantName } from '../src/engine/kernels/matvec.ts';
 import { weightFormats } from '../src/engine/quant/formats.ts';
+import { matmulDefines, matmulParams } from '../src/engine/kernels/matmul.ts';
+import { pagedAttentionParams } from '../src/engine/kernels/paged-attention.ts';
 import { rmsnormParams } from '../src/engine/kernels/rmsnorm.ts';
 import { ropeParams } from '../src/engine/kernels/rope.ts';
 import { sampleParams } from '../src/engine/kernels/sample.ts';
@@ -31,7 +33,9 @@ const kernels: [ShaderFamily, ParamLayout][] = [
   ['attention', attentionParams],
   ['elementwise', elementwiseParams],
   ['embedding', embeddingParams],
+  ['matmul', matmulParams],
   ['matvec', matvecParams],
+  ['paged-attention', pagedAttentionParams],
   ['rmsnorm', rmsnormParams],
   ['rope', ropeParams],
   ['sample', sampleParams],
@@ -49,6 +53,13 @@ describe('uniform layouts', () => {
         const source = preprocessWgsl(shaderSources.matvec, matvecDefines({ format, variant, vec4 }), 'matvec');
         expect(wgslStruct(source, 'Params')).toEqual(matvecParams.map(([n, t]) => [n, t]));
       }
+    }
+  });
+
+  it.each(weightFormats)('matmul Params matches for %s weights once preprocessed', (format) => {
+    for (const vec4 of [false, true]) {
+      const source = preprocessWgsl(shaderSources.matmul, matmulDefines({ format, vec4 }), 'matmul');
+      expect(wgslStruct(source, 'Params')).toEqual(matmulParams.map(([n, t]) => [n, t]));
     }
   });
 

@@ -4,13 +4,15 @@ import attention from '../../../shaders/attention.wgsl?raw';
 import bandwidth from '../../../shaders/bandwidth.wgsl?raw';
 import elementwise from '../../../shaders/elementwise.wgsl?raw';
 import embedding from '../../../shaders/embedding.wgsl?raw';
+import matmul from '../../../shaders/matmul.wgsl?raw';
 import matvec from '../../../shaders/matvec.wgsl?raw';
+import pagedAttention from '../../../shaders/paged-attention.wgsl?raw';
 import rmsnorm from '../../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../../shaders/rope.wgsl?raw';
 import sample from '../../../shaders/sample.wgsl?raw';
 import { ShaderCompileError } from '../errors.ts';
 
-export const shaderSources = { attention, bandwidth, elementwise, embedding, matvec, rmsnorm, rope, sample } as const;
+export const shaderSources = { attention, bandwidth, elementwise, embedding, matmul, matvec, 'paged-attention': pagedAttention, rmsnorm, rope, sample } as const;
 export type ShaderFamily = keyof typeof shaderSources;
 
 /** Compiles WGSL; errors become a ShaderCompileError listing `name.wgsl:line:col: message`. */

@@ -15,13 +15,7 @@ export type GpuFeature = 'subgroups' | 'shader-f16';
 export interface MatvecVariant {
   name: MatvecVariantName;
   formats: readonly WeightFormat[];
-  requires: {
-    features: readonly GpuFeature[];
-    /** Threads per workgroup (maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupSizeX). */
-    invocations: number;
-    /** Bytes of workgroup memory (maxComputeWorkgroupStorageSize). */
-    workgroupStorageBytes: number;
-  };
+  requires: KernelRequirements;
   description: string;
 }
 
@@ -70,16 +64,30 @@ const hasFeature: Record<GpuFeature, (a: AdapterReport) => boolean> = {
 
 /** What the adapter lacks to run `variant` on `format`, in words; empty when it can. */
 export function missingRequirements(adapter: AdapterReport, variant: MatvecVariant, format: WeightFormat): string[] {
+  const missing = variant.formats.includes(format) ? [] : [`support for the ${format} format`];
+  return [...missing, ...missingKernelRequirements(adapter, variant.requires, format)];
+}
+
+/** What a kernel needs from the adapter, whatever its family: features (its own and its weight format's) and limits. */
+export interface KernelRequirements {
+  features: readonly GpuFeature[];
+  /** Threads per workgroup (maxComputeInvocationsPerWorkgroup, maxComputeWorkgroupSizeX). */
+  invocations: number;
+  /** Bytes of workgroup memory (maxComputeWorkgroupStorageSize). */
+  workgroupStorageBytes: number;
+}
+
+/** The requirements the adapter does not meet, in words ("the 'shader-f16' feature"). */
+export function missingKernelRequirements(adapter: AdapterReport, requires: KernelRequirements, format: WeightFormat): string[] {
   const missing: string[] = [];
-  if (!variant.formats.includes(format)) missing.push(`support for the ${format} format`);
-  for (const feature of [...formatFeatures[format], ...variant.requires.features]) {
+  for (const feature of [...formatFeatures[format], ...requires.features]) {
     if (!hasFeature[feature](adapter)) missing.push(`the '${feature}' feature`);
   }
   const { limits } = adapter;
   const threads = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
-  if (variant.requires.invocations > threads) missing.push(`${variant.requires.invocations} threads per workgroup (limit ${threads})`);
-  if (variant.requires.workgroupStorageBytes > limits.maxComputeWorkgroupStorageSize) {
-    missing.push(`${variant.requires.workgroupStorageBytes} bytes of workgroup storage (limit ${limits.maxComputeWorkgroupStorageSize})`);
+  if (requires.invocations > threads) missing.push(`${requires.invocations} threads per workgroup (limit ${threads})`);
+  if (requires.workgroupStorageBytes > limits.maxComputeWorkgroupStorageSize) {
+    missing.push(`${requires.workgroupStorageBytes} bytes of workgroup storage (limit ${limits.maxComputeWorkgroupStorageSize})`);
   }
   return missing;
 }

@@ -46,15 +46,19 @@ function matvecKernel(format: WeightFormat, variant: MatvecVariantName, cols: nu
 
 /** The preprocessor flags of a kernel (shaders/matvec.wgsl's header lists them). */
 export function matvecDefines(k: MatvecKernel): WgslDefines {
+  return { ...weightFormatDefines(k.format, k.vec4), SUBGROUPS: k.variant === 'subgroup' };
+}
+
+/** The weight-format flags shaders/matvec.wgsl and shaders/matmul.wgsl share (how a weight unit is read). */
+export function weightFormatDefines(format: WeightFormat, vec4: boolean): WgslDefines {
   return {
-    F32: k.format === 'f32',
-    F16: k.format === 'f16',
-    F16_NATIVE: k.format === 'f16-native',
-    Q8_0: k.format === 'q8_0',
-    Q4_0: k.format === 'q4_0',
-    QUANT: isQuantized(k.format),
-    VEC4: k.vec4,
-    SUBGROUPS: k.variant === 'subgroup',
+    F32: format === 'f32',
+    F16: format === 'f16',
+    F16_NATIVE: format === 'f16-native',
+    Q8_0: format === 'q8_0',
+    Q4_0: format === 'q4_0',
+    QUANT: isQuantized(format),
+    VEC4: vec4,
   };
 }
 
