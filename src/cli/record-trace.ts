@@ -85,7 +85,8 @@ export async function main(args: string[]): Promise<number> {
       version: 1,
       recordedAt: new Date().toISOString(),
       adapter: engine.adapter,
-      model: engine.model,
+      // The model's file name, not this machine's path to it.
+      model: { ...engine.model, source: engine.model.source.replace(`${dirname(resolve(values.model))}/`, '') },
       runs,
       marks,
       profile,

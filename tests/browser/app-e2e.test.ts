@@ -76,7 +76,7 @@ describe('lab page (vite build + preview, headless Chromium)', () => {
     await page.getByTestId('generate').click();
     await waitForStatus('done');
     const output = page.getByTestId('output');
-    const text = (await output.textContent()) ?? '';
+    const text = (await output.getAttribute('data-text')) ?? '';
     const tokens = ((await output.getAttribute('data-tokens')) ?? '').split(',').filter(Boolean).map(Number);
     return { text, tokens };
   }
@@ -152,7 +152,7 @@ describe('lab page (vite build + preview, headless Chromium)', () => {
   it('stops a running generation', async () => {
     await page.getByTestId('max-tokens').fill('400');
     await page.getByTestId('generate').click();
-    await page.waitForFunction(() => (document.querySelector('[data-testid="output"]')?.textContent ?? '').length > 20);
+    await page.waitForFunction(() => (document.querySelector('[data-testid="output"]')?.getAttribute('data-text') ?? '').length > 20);
     await page.getByTestId('stop').click();
     await waitForStatus('done');
     expect(await page.getByTestId('generate').isEnabled()).toBe(true);
