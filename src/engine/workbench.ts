@@ -15,7 +15,8 @@ import { matvecDefines } from './kernels/matvec.ts';
 import { createFormatMatvec, formatMatvecCost, matvecVariants, missingRequirements, supportedFormats, supportedVariants, uploadMatrix } from './kernels/matvec-variants.ts';
 import { packedByteLength, packMatrix, unpackMatrix, weightFormats, type PackedMatrix, type WeightFormat } from './quant/formats.ts';
 import { matvec } from './reference/ops.ts';
-import { uniform } from './reference/rng.ts';
+import { readBufferF32 } from './gpu/readback.ts';
+import { seededValues } from './reference/rng.ts';
 import type { ShaderEditReport, WorkbenchReport, WorkbenchRequest, WorkbenchVariantResult } from './telemetry.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -38,12 +39,6 @@ interface MatvecProblem {
   out: GPUBuffer;
 }
 
-/** Seeded values in [-1, 1): the same matrix and x every run, so errors are comparable between runs. */
-function seededValues(n: number, seed: number): Float32Array {
-  const values = new Float32Array(n);
-  for (let i = 0; i < n; i++) values[i] = 2 * uniform(seed, i) - 1;
-  return values;
-}
 
 function uploadProblem(device: GPUDevice, packed: PackedMatrix, x: Float32Array, copies: number): MatvecProblem {
   const { rows, cols, format } = packed;
@@ -75,18 +70,6 @@ function resetOutput(device: GPUDevice, p: MatvecProblem): void {
   device.queue.writeBuffer(p.out, 0, new Float32Array(p.packed.rows + guard).fill(sentinel));
 }
 
-async function readF32(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
-  const readback = device.createBuffer({ label: 'workbench.readback', size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  try {
-    const encoder = device.createCommandEncoder();
-    encoder.copyBufferToBuffer(buffer, 0, readback, 0, buffer.size);
-    device.queue.submit([encoder.finish()]);
-    await readback.mapAsync(GPUMapMode.READ);
-    return new Float32Array(readback.getMappedRange().slice(0));
-  } finally {
-    readback.destroy();
-  }
-}
 
 /**
  * The largest NMSE against the reference that still counts as a match. The kernel tests' bound,
@@ -174,7 +157,7 @@ export async function runWorkbench(kc: KernelContext, probeGBps: number, request
         resetOutput(kc.device, problem);
         // Pipelines are compiled by now; one untimed run pages the weights in.
         const timing = await timeDispatches(kc.gpu, dispatches, { repetitions, warmup: 1, method });
-        const { maxAbsError, problem: wrong } = compare(await readF32(kc.device, problem.out), problem);
+        const { maxAbsError, problem: wrong } = compare(await readBufferF32(kc.device, problem.out), problem);
         const ms = timing.meanMs / dispatches.length;
         const gbps = (cost.bytesRead + cost.bytesWritten) / (ms * 1e6);
         results.push({ variant: v.name, ms, gbps, gflops: cost.flops / ms / 1e6, fractionOfProbe: gbps / probeGBps, maxAbsError, ...(wrong && { error: wrong }), edited });
@@ -310,7 +293,7 @@ async function runOnce(kc: KernelContext, p: MatvecProblem, variant: string): Pr
     pass.end();
     kc.device.queue.submit([encoder.finish()]);
   });
-  return compare(await readF32(kc.device, p.out), p);
+  return compare(await readBufferF32(kc.device, p.out), p);
 }
 
 const familyChecks: Partial<Record<ShaderFamily, FamilyChecks>> = { matvec: matvecChecks };

@@ -31,20 +31,7 @@ export function uploadUniform(device: GPUDevice, data: ArrayBuffer): GPUBuffer {
   return buffer;
 }
 
-export async function download(device: GPUDevice, buffer: GPUBuffer): Promise<ArrayBuffer> {
-  const readback = device.createBuffer({ size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, readback, 0, buffer.size);
-  device.queue.submit([encoder.finish()]);
-  await readback.mapAsync(GPUMapMode.READ);
-  const bytes = readback.getMappedRange().slice(0);
-  readback.destroy();
-  return bytes;
-}
-
-export async function downloadF32(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
-  return new Float32Array(await download(device, buffer));
-}
+export { readBuffer as download, readBufferF32 as downloadF32 } from '../../src/engine/gpu/readback.ts';
 
 /** Runs dispatches in one pass and waits for the queue. */
 export async function run(device: GPUDevice, ...dispatches: Dispatch[]): Promise<void> {

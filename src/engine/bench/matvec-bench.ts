@@ -5,7 +5,8 @@ import { timeDispatches, type TimingMethod } from '../gpu/timing.ts';
 import { createFormatMatvec, supportedFormats, supportedVariants, uploadMatrix } from '../kernels/matvec-variants.ts';
 import { packMatrix, unpackMatrix, type PackedMatrix, type WeightFormat } from '../quant/formats.ts';
 import { matvec } from '../reference/ops.ts';
-import { uniform } from '../reference/rng.ts';
+import { readBufferF32 } from '../gpu/readback.ts';
+import { seededValues } from '../reference/rng.ts';
 
 export interface MatrixShape {
   rows: number;
@@ -55,17 +56,11 @@ export async function benchMatvec(kc: KernelContext, shapes: readonly MatrixShap
   return results;
 }
 
-/** Seeded values in [-1, 1): a fixed matrix and x, so errors are comparable between runs. */
-function randomValues(n: number, seed: number): Float32Array {
-  const values = new Float32Array(n);
-  for (let i = 0; i < n; i++) values[i] = 2 * uniform(seed, i) - 1;
-  return values;
-}
 
 async function benchShape(kc: KernelContext, { rows, cols }: MatrixShape, options: MatvecBenchOptions): Promise<MatvecResult[]> {
   const { device } = kc;
-  const x = randomValues(cols, 1);
-  const values = randomValues(rows * cols, 2);
+  const x = seededValues(cols, 1);
+  const values = seededValues(rows * cols, 2);
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
   const xBuffer = device.createBuffer({ label: 'bench.x', size: 4 * cols, usage: storage });
   device.queue.writeBuffer(xBuffer, 0, x);
@@ -111,7 +106,7 @@ async function benchVariant(
   kc.device.queue.submit([encoder.finish()]);
 
   const timing = await timeDispatches(kc.gpu, dispatches, { repetitions: options.repetitions, warmup: options.warmup });
-  const output = await readF32(kc.device, b.out);
+  const output = await readBufferF32(kc.device, b.out);
   let maxAbsError = 0; // Math.max makes a NaN output stick
   for (let r = 0; r < rows; r++) maxAbsError = Math.max(maxAbsError, Math.abs(output[r] - reference[r]));
 
@@ -133,16 +128,6 @@ async function benchVariant(
   };
 }
 
-async function readF32(device: GPUDevice, buffer: GPUBuffer): Promise<Float32Array> {
-  const readback = device.createBuffer({ label: 'bench.readback', size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const encoder = device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, readback, 0, buffer.size);
-  device.queue.submit([encoder.finish()]);
-  await readback.mapAsync(GPUMapMode.READ);
-  const values = new Float32Array(readback.getMappedRange().slice(0));
-  readback.destroy();
-  return values;
-}
 
 /** The fastest result of a format at a shape. */
 export function fastest(results: readonly MatvecResult[], format: WeightFormat, { rows, cols }: MatrixShape): MatvecResult | undefined {

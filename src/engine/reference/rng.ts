@@ -13,3 +13,10 @@ export function pcg(v: number): number {
 export function uniform(seed: number, counter: number): number {
   return (pcg((seed ^ pcg(counter)) >>> 0) >>> 8) / 16777216;
 }
+
+/** Seeded values in [-1, 1): the same test matrix and vector on every run, so errors compare between runs. */
+export function seededValues(n: number, seed: number): Float32Array {
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = 2 * uniform(seed, i) - 1;
+  return values;
+}
