@@ -1,17 +1,16 @@
 // The lab page end to end: build it, serve the build with `vite preview`, open it in headless
 // Chromium, generate the known story, and check that a model that fails to load is reported by
 // name while the page keeps working.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelDescription } from '../../src/engine/model/load.ts';
 import { referenceGenerate } from '../../src/engine/reference/forward.ts';
 import { directorySource } from '../../src/node/fs-source.ts';
 import { modelsDir } from '../../vite.config.ts';
+import { buildAndPreview, type BuiltApp } from '../helpers/built-app.ts';
 import { launchChromium, recordConsole } from '../helpers/chromium.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,8 +26,7 @@ function filesUnder(dir: string): string[] {
 }
 
 describe('lab page (vite build + preview, headless Chromium)', () => {
-  let outDir: string;
-  let server: PreviewServer;
+  let app: BuiltApp;
   let browser: Browser;
   let page: Page;
   let consoleLines: string[] = [];
@@ -36,16 +34,8 @@ describe('lab page (vite build + preview, headless Chromium)', () => {
 
   beforeAll(async () => {
     const started = performance.now();
-    outDir = mkdtempSync(join(tmpdir(), 'lab-build-'));
-    await build({ root: repoRoot, logLevel: 'warn', clearScreen: false, build: { outDir, emptyOutDir: true } });
-    server = await preview({
-      root: repoRoot,
-      logLevel: 'warn',
-      clearScreen: false,
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    });
-    baseUrl = server.resolvedUrls?.local[0] ?? '';
+    app = await buildAndPreview('lab-build');
+    baseUrl = app.baseUrl;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     consoleLines = recordConsole(page);
@@ -54,8 +44,7 @@ describe('lab page (vite build + preview, headless Chromium)', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
+    await app?.close();
   });
 
   /** Waits for the status element to reach `status`, and says what the page said when it does not. */
@@ -82,7 +71,7 @@ describe('lab page (vite build + preview, headless Chromium)', () => {
   }
 
   it('builds without copying any model file into the output', () => {
-    const files = filesUnder(outDir);
+    const files = filesUnder(app.outDir);
     expect(files.some((f) => f.endsWith('index.html'))).toBe(true);
     expect(files.filter((f) => ['.bin', '.gguf', '.safetensors'].includes(extname(f)))).toEqual([]);
   });

@@ -3,18 +3,17 @@
 // runs, the workbench and its WGSL editor, the step profile, distribution inspection, exports,
 // presenter mode, the address bar, and the replay of a recorded trace (model text shown as text).
 // Screenshots of every panel go to test-artifacts/screenshots/.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelDescription } from '../../src/engine/model/load.ts';
 import { referenceGenerate } from '../../src/engine/reference/forward.ts';
 import type { LabTrace, RunRecord } from '../../src/app/trace.ts';
 import { directorySource } from '../../src/node/fs-source.ts';
 import { modelsDir } from '../../vite.config.ts';
+import { buildAndPreview, type BuiltApp } from '../helpers/built-app.ts';
 import { launchChromium, recordConsole } from '../helpers/chromium.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,8 +31,7 @@ function expectPng(path: string): void {
 }
 
 describe('lab panels (vite build + preview, headless Chromium)', () => {
-  let outDir: string;
-  let server: PreviewServer;
+  let app: BuiltApp;
   let browser: Browser;
   let page: Page;
   let consoleLines: string[] = [];
@@ -46,16 +44,8 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     const model = await loadModelDescription(directorySource(modelsDir()), 'stories260K/stories260K.bin');
     const { bosTokenId, eosTokenId } = model.config;
     greedyReference = referenceGenerate(model, [bosTokenId], newTokens, 0, 0, [eosTokenId, bosTokenId]);
-    outDir = mkdtempSync(join(tmpdir(), 'lab-panels-build-'));
-    await build({ root: repoRoot, logLevel: 'warn', clearScreen: false, build: { outDir, emptyOutDir: true } });
-    server = await preview({
-      root: repoRoot,
-      logLevel: 'warn',
-      clearScreen: false,
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    });
-    baseUrl = server.resolvedUrls?.local[0] ?? '';
+    app = await buildAndPreview('lab-panels-build');
+    baseUrl = app.baseUrl;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     consoleLines = recordConsole(page);
@@ -65,8 +55,7 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
 
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
+    await app?.close();
   });
 
   /** Waits until the page has nothing in flight (ready or done), and says what it showed when it fails instead. */
