@@ -2,21 +2,21 @@
 // forward step, all created once. A decode step writes 12 bytes of step uniforms (and the token id
 // during prefill), encodes the prebuilt dispatches into one command buffer and submits it once.
 import type { GpuContext } from '../gpu/device.ts';
-import { withErrorScope } from '../gpu/device.ts';
 import { encodeDispatches, KernelContext, type Dispatch, type KernelContextOptions } from '../gpu/kernel.ts';
 import { packParams, paramsByteLength, stepLayout } from '../gpu/params.ts';
 import { attentionCost, createAttention } from '../kernels/attention.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createEmbedding } from '../kernels/embedding.ts';
-import type { MatvecShape, MatvecVariantName } from '../kernels/matvec.ts';
-import { createFormatMatvec, tuneMatvec, uploadMatrix, type TuningStore } from '../kernels/matvec-variants.ts';
-import { packMatrix, type WeightFormat } from '../quant/formats.ts';
+import type { MatvecVariantName } from '../kernels/matvec.ts';
+import { createFormatMatvec, tuneMatvec, type TuningStore } from '../kernels/matvec-variants.ts';
+import type { WeightFormat } from '../quant/formats.ts';
 import { createRmsnorm } from '../kernels/rmsnorm.ts';
 import { createRope, ropeTable } from '../kernels/rope.ts';
 import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
 import { RequestError } from '../errors.ts';
-import { getTensor, layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
+import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { MemoryReport } from '../telemetry.ts';
+import { GpuAllocator, uploadWeights } from './weights.ts';
 
 export interface GpuModelOptions {
   /** Cap on the KV cache length (default 2048, never above the model's maxSeqLen). */
@@ -40,13 +40,6 @@ export interface GpuLoadTimes {
   uploadBytes: number;
   uploadMs: number;
   compileMs: number;
-}
-
-/** The matrices that go through matvec, so in the chosen weight format. */
-const matrixNames = new Set(['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3', 'classifier']);
-
-function isMatrix(name: string): boolean {
-  return matrixNames.has(name.slice(name.lastIndexOf('.') + 1));
 }
 
 export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number };
@@ -122,67 +115,19 @@ export class GpuModel {
     const format = options.weightFormat ?? 'f32';
     const kvDim = c.nKvHeads * c.headDim;
     const qDim = c.nHeads * c.headDim;
-    const bindingLimit = device.limits.maxStorageBufferBindingSize;
-    const created: GPUBuffer[] = [];
-
-    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const checkBinding = (label: string, bytes: number) => {
-      if (bytes > bindingLimit) {
-        throw new RequestError(`${label} needs ${bytes} bytes but this adapter binds at most ${bindingLimit} bytes per buffer`);
-      }
-    };
-    const allocate = (label: string, bytes: number, usage = storage): Promise<GPUBuffer> => {
-      checkBinding(label, bytes);
-      return withErrorScope(device, `allocating ${label} (${bytes} bytes)`, () => {
-        const buffer = device.createBuffer({ label, size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
-        created.push(buffer);
-        return buffer;
-      });
-    };
+    const allocator = new GpuAllocator(device);
+    const allocate = (label: string, bytes: number, usage?: number) => allocator.allocate(label, bytes, usage);
 
     try {
-      // Weights: one buffer per tensor. Matrices are packed in the chosen format (a file's own
-      // quantized blocks are used as they are when the format matches); vectors stay f32.
-      const weights = new Map<string, GPUBuffer>();
-      const shapes = new Map<string, MatvecShape>();
-      const uploadStarted = performance.now();
-      let matrixBytes = 0;
-      let embeddingBytes = 0;
-      let vectorBytes = 0;
-      for (const [name, tensor] of model.tensors) {
-        const sharesEmbedding = name === 'classifier' && tensor === model.tensors.get('tokenEmbedding');
-        if (isMatrix(name) && !(sharesEmbedding && format === 'f32')) {
-          const [rows, cols] = tensor.shape;
-          const packed = tensor.packed?.format === format ? tensor.packed : packMatrix(tensor.data, rows, cols, format);
-          checkBinding(name, packed.data.byteLength);
-          weights.set(name, await withErrorScope(device, `uploading ${name} (${packed.byteLength} bytes)`, () => uploadMatrix(device, packed, name)));
-          created.push(weights.get(name)!);
-          shapes.set(name, packed);
-          matrixBytes += packed.byteLength;
-        } else if (!sharesEmbedding) {
-          const buffer = await allocate(name, tensor.data.byteLength);
-          device.queue.writeBuffer(buffer, 0, tensor.data);
-          weights.set(name, buffer);
-          if (name === 'tokenEmbedding') embeddingBytes += tensor.data.byteLength;
-          else vectorBytes += tensor.data.byteLength;
-        }
-      }
-      await device.queue.onSubmittedWorkDone();
-      const uploadMs = performance.now() - uploadStarted;
+      const weights = await uploadWeights(gpu, model, format, allocator);
+      const { matrixBytes, embeddingBytes, vectorBytes, uploadMs } = weights;
       const weightBytes = matrixBytes + embeddingBytes + vectorBytes;
-      if (!weights.has('classifier')) {
-        weights.set('classifier', weights.get('tokenEmbedding')!);
-        shapes.set('classifier', { format: 'f32', rows: c.vocabSize, cols: c.dim, paddedCols: c.dim });
-      }
-      const w = (name: string): GPUBuffer => {
-        getTensor(model, name); // throws a clear error for a missing tensor
-        return weights.get(name)!;
-      };
+      const w = (name: string) => weights.get(name);
 
       const compileStarted = performance.now();
       const kc = new KernelContext(gpu, { sources: options.shaderSources });
       const variant = options.matvecVariant ?? (await tuneMatvec(kc, format, { rows: c.hiddenDim, cols: c.dim }, options.tuningStore)).variant;
-      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => createFormatMatvec(kc, name, { weight: w(name), x, out }, shapes.get(name)!, variant);
+      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => createFormatMatvec(kc, name, { weight: w(name), x, out }, weights.shape(name), variant);
 
       const s: RunState = {
         x: await allocate('x', 4 * c.dim),
@@ -260,9 +205,9 @@ export class GpuModel {
         bytesPerToken: decodeBytesRead(c, maxSeq, [...bodyDispatches, ...headDispatches], 1),
       };
       const loadTimes = { uploadBytes: weightBytes, uploadMs, compileMs };
-      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, created);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, allocator.created);
     } catch (error) {
-      for (const buffer of created) buffer.destroy();
+      allocator.destroyAll();
       throw error;
     }
   }
