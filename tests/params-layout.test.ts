@@ -13,6 +13,7 @@ import { matmulDefines, matmulParams } from '../src/engine/kernels/matmul.ts';
 import { pagedAttentionParams } from '../src/engine/kernels/paged-attention.ts';
 import { rmsnormParams } from '../src/engine/kernels/rmsnorm.ts';
 import { ropeParams } from '../src/engine/kernels/rope.ts';
+import { rowsEmbeddingParams, rowsRmsnormParams, rowsRopeParams, rowsSampleParams } from '../src/engine/kernels/rows.ts';
 import { sampleParams } from '../src/engine/kernels/sample.ts';
 
 function wgslStruct(source: string, name: string): [string, string][] {
@@ -26,6 +27,19 @@ function wgslStruct(source: string, name: string): [string, string][] {
       const [field, type] = line.replace(/,$/, '').split(':').map((s) => s.trim());
       return [field, type];
     });
+}
+
+// The families with a ROWS flag (src/engine/kernels/rows.ts), each with its batched layout.
+const rowsKernels: [ShaderFamily, ParamLayout][] = [
+  ['embedding', rowsEmbeddingParams],
+  ['rmsnorm', rowsRmsnormParams],
+  ['rope', rowsRopeParams],
+  ['sample', rowsSampleParams],
+];
+
+/** A family's source as its single-vector kernels compile it (ROWS off where the flag exists). */
+function singleVectorSource(family: ShaderFamily): string {
+  return rowsKernels.some(([f]) => f === family) ? preprocessWgsl(shaderSources[family], { ROWS: false }, family) : shaderSources[family];
 }
 
 const kernels: [ShaderFamily, ParamLayout][] = [
@@ -43,7 +57,11 @@ const kernels: [ShaderFamily, ParamLayout][] = [
 
 describe('uniform layouts', () => {
   it.each(kernels)('%s Params matches its TypeScript layout', (family, layout) => {
-    expect(wgslStruct(shaderSources[family], 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
+    expect(wgslStruct(singleVectorSource(family), 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
+  });
+
+  it.each(rowsKernels)('%s Params with ROWS matches its rows layout', (family, layout) => {
+    expect(wgslStruct(preprocessWgsl(shaderSources[family], { ROWS: true }, family), 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
   });
 
   // matvec is preprocessed per format: every expansion must keep the struct the TypeScript packs.
@@ -64,7 +82,7 @@ describe('uniform layouts', () => {
   });
 
   it.each(Object.keys(shaderSources) as ShaderFamily[])('%s Step (if any) matches stepLayout', (family) => {
-    const step = wgslStruct(shaderSources[family], 'Step');
+    const step = wgslStruct(singleVectorSource(family), 'Step');
     if (step.length > 0) expect(step).toEqual(stepLayout.map(([n, t]) => [n, t]));
   });
 

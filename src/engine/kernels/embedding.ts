@@ -21,6 +21,7 @@ export function createEmbedding(kc: KernelContext, label: string, b: EmbeddingBu
   return kc.dispatch({
     label,
     family: 'embedding',
+    defines: { ROWS: false },
     params: { layout: embeddingParams, values: { dim, vocab } },
     buffers: [b.token, b.table, b.out],
     workgroups: [Math.ceil(dim / 64), 1, 1],

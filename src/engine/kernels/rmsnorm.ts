@@ -21,6 +21,7 @@ export function createRmsnorm(kc: KernelContext, label: string, b: RmsnormBuffer
   return kc.dispatch({
     label,
     family: 'rmsnorm',
+    defines: { ROWS: false },
     constants: { WORKGROUP_SIZE: 64 },
     params: { layout: rmsnormParams, values: { dim, eps } },
     buffers: [b.x, b.weight, b.out],

@@ -41,6 +41,7 @@ export function createRope(kc: KernelContext, label: string, b: RopeBuffers, sha
   return kc.dispatch({
     label,
     family: 'rope',
+    defines: { ROWS: false },
     params: { layout: ropeParams, values: { qPairs, kvDim, halfHeadDim: shape.headDim / 2, cacheOffset: shape.cacheOffset } },
     buffers: [b.step, b.ropeTable, b.q, b.k, b.v, b.keyCache, b.valueCache],
     workgroups: [Math.ceil(threads / 64), 1, 1],

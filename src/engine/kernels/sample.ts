@@ -25,5 +25,5 @@ export function createTemperatureSample(kc: KernelContext, label: string, b: Sam
 
 /** Both samplers run as one workgroup; argmax does not read the step uniform, so it is not bound. */
 function createSample(kc: KernelContext, label: string, entryPoint: string, buffers: GPUBuffer[], vocab: number, cost: Cost): Promise<Dispatch> {
-  return kc.dispatch({ label, family: 'sample', entryPoint, params: { layout: sampleParams, values: { vocab } }, buffers, workgroups: [1, 1, 1], cost });
+  return kc.dispatch({ label, family: 'sample', entryPoint, defines: { ROWS: false }, params: { layout: sampleParams, values: { vocab } }, buffers, workgroups: [1, 1, 1], cost });
 }

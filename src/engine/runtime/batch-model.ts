@@ -1,0 +1,258 @@
+// A model on the GPU that serves many sequences at once over a paged KV cache. One step runs R
+// "rows" through every layer together — each row is one token of one sequence: a decode token, or
+// one prompt token of a (chunked) prefill — so each weight matrix is read once per step for all of
+// them (a matrix-matrix product, shaders/matmul.wgsl). K/V go into pages of one pool shared by all
+// layers (kv/page-pool.ts), and attention reads each row's sequence through its block table up to
+// the row's own position, which makes a prompt's rows causal without a separate prefill kernel.
+import type { GpuContext } from '../gpu/device.ts';
+import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts';
+import { RequestError } from '../errors.ts';
+import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
+import { createMatmulDispatch, supportedMatmulVariants } from '../kernels/matmul.ts';
+import { createPagedAttention, defaultPagedAttentionTiling, packSeqInfo, type SequenceSlot } from '../kernels/paged-attention.ts';
+import { ropeTable } from '../kernels/rope.ts';
+import { createRowsEmbedding, createRowsRmsnorm, createRowsRope, createRowsSampler, packRowInfo, rowInfoWords, type RowInfo } from '../kernels/rows.ts';
+import { checkBlockSize, pageBytes, pageLayout, PagePool, type PageCopy, type PageLayout } from '../kv/page-pool.ts';
+import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
+import type { WeightFormat } from '../quant/formats.ts';
+import { GpuAllocator, uploadWeights, type GpuWeights } from './weights.ts';
+
+export interface BatchModelOptions {
+  /** Format of the projection and classifier weights (default f32). */
+  weightFormat?: WeightFormat;
+  /** Tokens per KV page: 8, 16 or 32 (default 16). */
+  blockSize?: number;
+  /** Pages in the pool (default: enough for maxSequences full contexts). */
+  pageCount?: number;
+  /** Longest sequence, prompt included (default and cap: the model's maxSeqLen). */
+  contextLength?: number;
+  /** Rows one step may hold (default 64). */
+  maxRows?: number;
+  /** Sequences one step may touch (default 32). */
+  maxSequences?: number;
+}
+
+/** One token of one sequence in a step. */
+export interface StepRow {
+  /** The sequence's block table (physical page of each logical block). */
+  blockTable: readonly number[];
+  token: number;
+  /** Position of `token` in its sequence; attention reads positions 0..position. */
+  position: number;
+  /** Sample the next token from this row's logits (the sequence's last row of the step), or null. */
+  sample: { seed: number; temperature: number } | null;
+}
+
+/** Scratch memory of one step, for up to maxRows rows (the batched twin of gpu-model.ts's RunState). */
+interface BatchState {
+  rowInfo: GPUBuffer; // (maxRows, rowInfoWords) u32
+  seqInfo: GPUBuffer; // (maxRows) of (blockTableOffset, length)
+  blockTables: GPUBuffer; // u32 pages of every sequence in the step, concatenated
+  x: GPUBuffer; // (maxRows, dim) residual stream
+  xb: GPUBuffer; // (maxRows, dim)
+  xb2: GPUBuffer; // (maxRows, dim)
+  q: GPUBuffer; // (maxRows, nHeads * headDim)
+  k: GPUBuffer; // (maxRows, kvDim)
+  v: GPUBuffer; // (maxRows, kvDim)
+  att: GPUBuffer; // (maxRows, nHeads * headDim)
+  hb: GPUBuffer; // (maxRows, hiddenDim)
+  hb2: GPUBuffer; // (maxRows, hiddenDim)
+  logits: GPUBuffer; // (maxRows, vocab)
+  tokens: GPUBuffer; // (maxRows) u32 sampled tokens
+  kvPool: GPUBuffer; // (page, layer, k|v, slot, kvDim)
+  ropeTable: GPUBuffer; // (contextLength, headDim/2, 2)
+  readback: GPUBuffer; // (maxRows) u32, MAP_READ
+}
+
+export class BatchModel {
+  readonly pool: PagePool;
+  readonly layout: PageLayout;
+  /** Dispatch lists by row count: built on first use, then only re-encoded. */
+  private readonly steps = new Map<number, Promise<Dispatch[]>>();
+  private readonly kc: KernelContext;
+
+  private constructor(
+    readonly gpu: GpuContext,
+    readonly config: ModelConfig,
+    readonly contextLength: number,
+    readonly maxRows: number,
+    readonly maxSequences: number,
+    readonly weightFormat: WeightFormat,
+    private readonly weights: GpuWeights,
+    private readonly state: BatchState,
+    private readonly allocator: GpuAllocator,
+    pageCount: number,
+    blockSize: number,
+  ) {
+    this.layout = pageLayout(config, blockSize);
+    this.pool = new PagePool(pageCount, checkBlockSize(blockSize));
+    this.kc = new KernelContext(gpu);
+  }
+
+  /** Bytes of weights on the GPU. */
+  get weightBytes(): number {
+    return this.weights.matrixBytes + this.weights.embeddingBytes + this.weights.vectorBytes;
+  }
+
+  /** Bytes of the KV page pool. */
+  get kvPoolBytes(): number {
+    return this.state.kvPool.size;
+  }
+
+  static async create(gpu: GpuContext, model: ModelDescription, options: BatchModelOptions = {}): Promise<BatchModel> {
+    const c = model.config;
+    const format = options.weightFormat ?? 'f32';
+    const blockSize = checkBlockSize(options.blockSize ?? 16);
+    const contextLength = Math.min(c.maxSeqLen, options.contextLength ?? c.maxSeqLen);
+    const maxRows = options.maxRows ?? 64;
+    const maxSequences = options.maxSequences ?? 32;
+    const layout = pageLayout(c, blockSize);
+    const blocksPerSequence = Math.ceil(contextLength / blockSize);
+    const pageCount = options.pageCount ?? maxSequences * blocksPerSequence;
+    if (!Number.isInteger(pageCount) || pageCount < 1) throw new RequestError(`the KV pool needs at least one page, got ${pageCount}`);
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const allocator = new GpuAllocator(gpu.device);
+    const rows = (label: string, width: number) => allocator.allocate(label, 4 * maxRows * width);
+    try {
+      const weights = await uploadWeights(gpu, model, format, allocator);
+      const state: BatchState = {
+        rowInfo: await rows('rowInfo', rowInfoWords),
+        seqInfo: await rows('seqInfo', 2),
+        blockTables: await allocator.allocate('blockTables', 4 * maxSequences * blocksPerSequence),
+        x: await rows('x', c.dim),
+        xb: await rows('xb', c.dim),
+        xb2: await rows('xb2', c.dim),
+        q: await rows('q', qDim),
+        k: await rows('k', kvDim),
+        v: await rows('v', kvDim),
+        att: await rows('att', qDim),
+        hb: await rows('hb', c.hiddenDim),
+        hb2: await rows('hb2', c.hiddenDim),
+        logits: await rows('logits', c.vocabSize),
+        tokens: await rows('tokens', 1),
+        kvPool: await allocator.allocate('kvPool', pageCount * pageBytes(layout)),
+        ropeTable: await allocator.allocate('ropeTable', 4 * contextLength * c.headDim),
+        readback: await allocator.allocate('tokens.readback', 4 * maxRows, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
+      };
+      gpu.device.queue.writeBuffer(state.ropeTable, 0, ropeTable(contextLength, c.headDim, c.ropeTheta));
+      return new BatchModel(gpu, c, contextLength, maxRows, maxSequences, format, weights, state, allocator, pageCount, blockSize);
+    } catch (error) {
+      allocator.destroyAll();
+      throw error;
+    }
+  }
+
+  /** The forward pass of `rows` rows: embedding, every layer, the head and the per-row sampler. */
+  private buildStep(rows: number): Promise<Dispatch[]> {
+    const c = this.config;
+    const s = this.state;
+    const kc = this.kc;
+    const w = (name: string) => this.weights.get(name);
+    // The tiled product pays off once a step has several rows; one row is a matrix-vector product.
+    const variants = supportedMatmulVariants(this.gpu.adapter, this.weightFormat).map((v) => v.name);
+    const variant = rows >= 4 && variants.includes('tiled') ? 'tiled' : 'naive';
+    const matmul = (name: string, x: GPUBuffer, out: GPUBuffer) => createMatmulDispatch(kc, name, { weight: w(name), x, out }, this.weights.shape(name), rows, variant);
+    const attentionShape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, blockSize: this.layout.blockSize, batch: rows, maxLength: this.contextLength, ...defaultPagedAttentionTiling };
+
+    const parts: Array<Promise<Dispatch | Dispatch[]>> = [createRowsEmbedding(kc, 'embedding', { rowInfo: s.rowInfo, table: w('tokenEmbedding'), out: s.x }, { dim: c.dim, vocab: c.vocabSize, rows })];
+    for (let l = 0; l < c.nLayers; l++) {
+      const t = (name: Parameters<typeof layerTensor>[1]) => layerTensor(l, name);
+      const at = `layers.${l}`;
+      parts.push(
+        // attention rmsnorm
+        createRowsRmsnorm(kc, `${at}.attnNorm`, { x: s.x, weight: w(t('attnNorm')), out: s.xb }, { dim: c.dim, eps: c.rmsEps, rows }),
+        // q, k, v projections of every row at once
+        matmul(t('wq'), s.xb, s.q),
+        matmul(t('wk'), s.xb, s.k),
+        matmul(t('wv'), s.xb, s.v),
+        // RoPE at each row's position; k and v into the row's page slot
+        createRowsRope(kc, `${at}.rope`, { rowInfo: s.rowInfo, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, kvPool: s.kvPool }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, layer: l, blockSize: this.layout.blockSize, rows }),
+        // attention of each row over its sequence's pages, up to its own position
+        createPagedAttention(kc, `${at}.attention`, { q: s.q, kvPool: s.kvPool, blockTable: s.blockTables, seqInfo: s.seqInfo, out: s.att }, { ...attentionShape, layer: l }, 'whole'),
+        // output projection, residual connection back into x
+        matmul(t('wo'), s.att, s.xb2),
+        createAdd(kc, `${at}.attnResidual`, s.x, s.xb2, rows * c.dim),
+        // ffn rmsnorm, w2(silu(w1(x)) * w3(x)), residual
+        createRowsRmsnorm(kc, `${at}.ffnNorm`, { x: s.x, weight: w(t('ffnNorm')), out: s.xb }, { dim: c.dim, eps: c.rmsEps, rows }),
+        matmul(t('w1'), s.xb, s.hb),
+        matmul(t('w3'), s.xb, s.hb2),
+        createSwiglu(kc, `${at}.swiglu`, s.hb, s.hb2, rows * c.hiddenDim),
+        matmul(t('w2'), s.hb, s.xb2),
+        createAdd(kc, `${at}.ffnResidual`, s.x, s.xb2, rows * c.dim),
+      );
+    }
+    parts.push(
+      // final rmsnorm, the classifier for every row, then each row's sampler
+      createRowsRmsnorm(kc, 'finalNorm', { x: s.x, weight: w('finalNorm'), out: s.xb }, { dim: c.dim, eps: c.rmsEps, rows }),
+      matmul('classifier', s.xb, s.logits),
+      createRowsSampler(kc, 'sampler', { rowInfo: s.rowInfo, logits: s.logits, tokens: s.tokens }, { vocab: c.vocabSize, rows }),
+    );
+    return Promise.all(parts).then((list) => list.flat());
+  }
+
+  /**
+   * Runs one step over `rows` (whose pages the caller has reserved in `pool`, after applying
+   * `copies` from copy-on-write) and returns the sampled token of every row that asked for one, in
+   * row order. Rows that do not sample still write their K/V (prefill).
+   */
+  async step(rows: readonly StepRow[], copies: readonly PageCopy[] = []): Promise<number[]> {
+    if (rows.length === 0) return [];
+    if (rows.length > this.maxRows) throw new RequestError(`a step holds at most ${this.maxRows} rows, got ${rows.length}`);
+    const { device } = this.gpu;
+    const s = this.state;
+    const blockSize = this.layout.blockSize;
+
+    // Each distinct block table once, in first-use order; rows point into the concatenation.
+    const offsets = new Map<readonly number[], number>();
+    const tables: number[] = [];
+    const slots: SequenceSlot[] = [];
+    const info: RowInfo[] = [];
+    for (const row of rows) {
+      if (row.position >= this.contextLength) throw new RequestError(`position ${row.position} is past the context of ${this.contextLength} tokens`);
+      let offset = offsets.get(row.blockTable);
+      if (offset === undefined) {
+        offset = tables.length;
+        offsets.set(row.blockTable, offset);
+        tables.push(...row.blockTable);
+      }
+      const page = row.blockTable[Math.floor(row.position / blockSize)];
+      if (page === undefined) throw new RequestError(`position ${row.position} has no page in its block table (${row.blockTable.length} pages reserved)`);
+      slots.push({ blockTableOffset: offset, length: row.position + 1 });
+      info.push({ token: row.token, position: row.position, page, slot: row.position % blockSize, seed: row.sample?.seed ?? 0, temperature: row.sample?.temperature ?? 0 });
+    }
+    if (offsets.size > this.maxSequences) throw new RequestError(`a step touches at most ${this.maxSequences} sequences, got ${offsets.size}`);
+    device.queue.writeBuffer(s.rowInfo, 0, packRowInfo(info));
+    device.queue.writeBuffer(s.seqInfo, 0, packSeqInfo(slots));
+    device.queue.writeBuffer(s.blockTables, 0, Uint32Array.from(tables));
+
+    const dispatches = await this.dispatchesFor(rows.length);
+    const encoder = device.createCommandEncoder({ label: `batch step (${rows.length} rows)` });
+    const bytesPerPage = pageBytes(this.layout);
+    for (const { from, to } of copies) encoder.copyBufferToBuffer(s.kvPool, from * bytesPerPage, s.kvPool, to * bytesPerPage, bytesPerPage);
+    const pass = encoder.beginComputePass({ label: 'batch forward' });
+    encodeDispatches(pass, dispatches);
+    pass.end();
+    encoder.copyBufferToBuffer(s.tokens, 0, s.readback, 0, 4 * rows.length);
+    device.queue.submit([encoder.finish()]);
+
+    await s.readback.mapAsync(GPUMapMode.READ, 0, 4 * rows.length);
+    const sampled = new Uint32Array(s.readback.getMappedRange(0, 4 * rows.length).slice(0));
+    s.readback.unmap();
+    return rows.flatMap((row, i) => (row.sample ? [sampled[i]] : []));
+  }
+
+  private dispatchesFor(rows: number): Promise<Dispatch[]> {
+    let list = this.steps.get(rows);
+    if (!list) {
+      list = this.buildStep(rows);
+      this.steps.set(rows, list);
+      list.catch(() => this.steps.delete(rows));
+    }
+    return list;
+  }
+
+  destroy(): void {
+    this.allocator.destroyAll();
+  }
+}

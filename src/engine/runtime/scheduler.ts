@@ -1,0 +1,267 @@
+// Continuous batching: many requests share the GPU through one BatchModel. Every step gathers the
+// rows of all running sequences — a chunk of prompt tokens for a sequence still in prefill, one
+// token for a decoding one — runs them together, and hands each sequence its sampled token. New
+// requests are admitted and finished ones retired at any step.
+//
+// Admission policy: a request is admitted (first come, first served) only when the pool can
+// reserve pages for its whole prompt plus its max tokens, after the prefix cache has served what
+// it can. A running sequence therefore never runs out of KV memory and nothing is preempted; a
+// request that does not fit waits, and later requests wait behind it (no starvation). A request
+// larger than the whole pool is refused at once.
+import { CancelledError, RequestError } from '../errors.ts';
+import { kvMemoryReport, type KvMemoryReport } from '../kv/kv-memory.ts';
+import { SequenceKv } from '../kv/page-pool.ts';
+import { PrefixCache } from '../kv/prefix-cache.ts';
+import type { StopReason } from '../engine.ts';
+import type { BatchModel, StepRow } from './batch-model.ts';
+
+export interface BatchRequest {
+  /** The prompt's token ids (BOS included when the model wants one). */
+  prompt: readonly number[];
+  maxTokens: number;
+  /** 0 = greedy. */
+  temperature: number;
+  seed: number;
+  /** Tokens that end the sequence (kept in its output). */
+  stopIds: readonly number[];
+}
+
+export interface SequenceResult {
+  /** Prompt then generated tokens. */
+  tokens: number[];
+  promptTokens: number;
+  generatedTokens: number;
+  /** Prompt tokens whose K/V came from the prefix cache instead of being computed. */
+  cachedTokens: number;
+  /** From submit to the first generated token (queueing included). */
+  ttftMs: number | null;
+  /** Mean time per generated token after the first. */
+  tpotMs: number | null;
+  stopReason: StopReason;
+}
+
+export interface SchedulerOptions {
+  /** Sequences running at once (default 8). */
+  maxBatch?: number;
+  /** Prompt tokens one sequence may prefill per step (default 32): long prompts share steps with decodes. */
+  prefillChunk?: number;
+  /** Reuse the K/V pages of earlier prompts' full pages (default true). */
+  prefixCache?: boolean;
+}
+
+export interface SchedulerStats {
+  steps: number;
+  rows: number;
+  /** Prompt tokens served from the prefix cache / computed. */
+  prefixHitTokens: number;
+  computedPromptTokens: number;
+}
+
+interface Sequence {
+  id: number;
+  request: BatchRequest;
+  kv: SequenceKv | null;
+  tokens: number[];
+  /** Prompt tokens whose K/V exist (cached or computed). */
+  prefilled: number;
+  cachedTokens: number;
+  submittedAt: number;
+  firstTokenAt: number | null;
+  lastTokenAt: number | null;
+  signal?: AbortSignal;
+  onToken?: (token: number) => void;
+  resolve: (result: SequenceResult) => void;
+  reject: (error: unknown) => void;
+}
+
+export class Scheduler {
+  private readonly waiting: Sequence[] = [];
+  private readonly running: Sequence[] = [];
+  private readonly cache: PrefixCache | null;
+  private readonly maxBatch: number;
+  private readonly prefillChunk: number;
+  private loop: Promise<void> | null = null;
+  private nextId = 0;
+  private failed: unknown = null;
+  readonly stats: SchedulerStats = { steps: 0, rows: 0, prefixHitTokens: 0, computedPromptTokens: 0 };
+
+  constructor(
+    private readonly model: BatchModel,
+    options: SchedulerOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 8;
+    this.prefillChunk = options.prefillChunk ?? 32;
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1 || this.maxBatch > model.maxSequences) {
+      throw new RequestError(`maxBatch must be a whole number from 1 to ${model.maxSequences}, got ${this.maxBatch}`);
+    }
+    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RequestError(`prefillChunk must be a whole number >= 1, got ${this.prefillChunk}`);
+    this.cache = options.prefixCache === false ? null : new PrefixCache(model.pool);
+  }
+
+  /** Queues a request; resolves when its sequence finishes (or rejects with CancelledError when aborted while queued). */
+  submit(request: BatchRequest, onToken?: (token: number) => void, signal?: AbortSignal): Promise<SequenceResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    const { prompt, maxTokens } = request;
+    if (prompt.length === 0) return Promise.reject(new RequestError('the prompt must hold at least one token'));
+    if (prompt.length >= this.model.contextLength) {
+      return Promise.reject(new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${this.model.contextLength}`));
+    }
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) return Promise.reject(new RequestError(`maxTokens must be a whole number >= 1, got ${maxTokens}`));
+    const needed = Math.ceil(this.reservedLength(request) / this.model.layout.blockSize);
+    if (needed > this.model.pool.pageCount) {
+      return Promise.reject(new RequestError(`the request needs ${needed} KV pages but the pool has ${this.model.pool.pageCount}`));
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting.push({
+        id: this.nextId++,
+        request,
+        kv: null,
+        tokens: [...prompt],
+        prefilled: 0,
+        cachedTokens: 0,
+        submittedAt: performance.now(),
+        firstTokenAt: null,
+        lastTokenAt: null,
+        signal,
+        onToken,
+        resolve,
+        reject,
+      });
+      this.loop ??= this.run().finally(() => {
+        this.loop = null;
+      });
+    });
+  }
+
+  /** KV memory of the running sequences, paged (as reserved here) and as contiguous allocation would need. */
+  kvMemory(): { paged: KvMemoryReport; contiguous: KvMemoryReport } {
+    const lengths = this.running.map((s) => s.tokens.length);
+    const { config, contextLength, layout } = this.model;
+    return {
+      paged: kvMemoryReport(lengths, config, contextLength, 'paged', layout.blockSize),
+      contiguous: kvMemoryReport(lengths, config, contextLength, 'contiguous', layout.blockSize),
+    };
+  }
+
+  get runningCount(): number {
+    return this.running.length;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Tokens a request may ever hold: prompt + max tokens, within the context. */
+  private reservedLength(request: BatchRequest): number {
+    return Math.min(request.prompt.length + request.maxTokens, this.model.contextLength);
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.waiting.length > 0 || this.running.length > 0) {
+        this.dropCancelled();
+        this.admit();
+        if (this.running.length === 0) {
+          // Nothing fits while nothing runs: only cancelled waiters could be ahead; retry after them.
+          if (this.waiting.length > 0 && this.waiting.every((s) => !s.signal?.aborted)) throw new Error('the KV pool cannot hold the next request even when empty');
+          continue;
+        }
+        await this.step();
+      }
+    } catch (error) {
+      this.failed = error;
+      for (const s of [...this.running, ...this.waiting]) {
+        s.kv?.free();
+        s.reject(error);
+      }
+      this.running.length = 0;
+      this.waiting.length = 0;
+    }
+  }
+
+  private dropCancelled(): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      if (this.waiting[i].signal?.aborted) this.waiting.splice(i, 1)[0].reject(new CancelledError('cancelled while queued'));
+    }
+    for (const s of [...this.running]) if (s.signal?.aborted) this.finish(s, 'cancelled');
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && this.running.length < this.maxBatch) {
+      const s = this.waiting[0];
+      const hit = this.cache ? this.cache.lookup(s.request.prompt) : { pages: [], tokens: 0 };
+      const kv = new SequenceKv(this.model.pool, `request-${s.id}`, hit.pages);
+      if (!kv.append(this.reservedLength(s.request) - hit.tokens)) {
+        kv.free(); // gives the cached pages back
+        return;
+      }
+      this.waiting.shift();
+      s.kv = kv;
+      s.prefilled = hit.tokens;
+      s.cachedTokens = hit.tokens;
+      this.stats.prefixHitTokens += hit.tokens;
+      this.stats.computedPromptTokens += s.request.prompt.length - hit.tokens;
+      this.running.push(s);
+    }
+  }
+
+  private async step(): Promise<void> {
+    const rows: StepRow[] = [];
+    const sampling: Sequence[] = [];
+    const copies = [];
+    for (const s of this.running) {
+      const kv = s.kv!;
+      copies.push(...kv.prepareWrite().copies);
+      const budget = this.model.maxRows - rows.length;
+      if (budget === 0) break;
+      const sample = { seed: s.request.seed, temperature: s.request.temperature };
+      const promptLength = s.request.prompt.length;
+      if (s.prefilled < promptLength) {
+        const count = Math.min(this.prefillChunk, promptLength - s.prefilled, budget);
+        for (let i = 0; i < count; i++) {
+          const position = s.prefilled + i;
+          const last = position === promptLength - 1;
+          rows.push({ blockTable: kv.blockTable, token: s.tokens[position], position, sample: last ? sample : null });
+        }
+        s.prefilled += count;
+        if (s.prefilled === promptLength) sampling.push(s);
+      } else {
+        const position = s.tokens.length - 1;
+        rows.push({ blockTable: kv.blockTable, token: s.tokens[position], position, sample });
+        sampling.push(s);
+      }
+    }
+    const sampled = await this.model.step(rows, copies);
+    this.stats.steps++;
+    this.stats.rows += rows.length;
+    const now = performance.now();
+    sampling.forEach((s, i) => {
+      const token = sampled[i];
+      if (s.tokens.length === s.request.prompt.length) this.cache?.insert(s.request.prompt, s.kv!.blockTable);
+      s.tokens.push(token);
+      s.firstTokenAt ??= now;
+      s.lastTokenAt = now;
+      s.onToken?.(token);
+      const generated = s.tokens.length - s.request.prompt.length;
+      if (s.request.stopIds.includes(token)) this.finish(s, 'eos');
+      else if (generated >= s.request.maxTokens) this.finish(s, 'length');
+      else if (s.tokens.length >= this.model.contextLength) this.finish(s, 'context');
+    });
+  }
+
+  private finish(s: Sequence, stopReason: StopReason): void {
+    this.running.splice(this.running.indexOf(s), 1);
+    s.kv?.free();
+    s.kv = null;
+    const generatedTokens = s.tokens.length - s.request.prompt.length;
+    s.resolve({
+      tokens: s.tokens,
+      promptTokens: s.request.prompt.length,
+      generatedTokens,
+      cachedTokens: s.cachedTokens,
+      ttftMs: s.firstTokenAt === null ? null : s.firstTokenAt - s.submittedAt,
+      tpotMs: generatedTokens > 1 && s.firstTokenAt !== null && s.lastTokenAt !== null ? (s.lastTokenAt - s.firstTokenAt) / (generatedTokens - 1) : null,
+      stopReason,
+    });
+  }
+}
