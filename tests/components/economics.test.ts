@@ -1,14 +1,8 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { visibleText } from '../helpers/ssr.ts';
 import EconomicsPanel from '../../src/app/panels/EconomicsPanel.svelte';
 
-/** The rendered markup with tags removed and whitespace collapsed: what a reader sees. */
-function text(body: string): string {
-  return body
-    .replace(/<!--[\s\S]*?-->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
-}
 
 const base = {
   tokensPerSecond: 50,
@@ -21,7 +15,7 @@ const base = {
 describe('EconomicsPanel', () => {
   it('prices the measured speed at the given $/hour and writes the formula out', () => {
     const { body } = render(EconomicsPanel, { props: base });
-    const shown = text(body);
+    const shown = visibleText(body);
     // 2.50 / (50 × 3600) × 1e6 = 13.888…
     expect(shown).toContain('$13.89 per million tokens');
     expect(shown).toContain('$2.50/h ÷ (50.0 tok/s × 3,600 s/h) × 1,000,000 = $13.89');
@@ -29,13 +23,13 @@ describe('EconomicsPanel', () => {
 
   it('shows the share of this GPU’s own bandwidth bound', () => {
     // 10 GB/s ÷ 1 MB = 10,000 tok/s; 50 measured is 0.5% of it.
-    const shown = text(render(EconomicsPanel, { props: base }).body);
+    const shown = visibleText(render(EconomicsPanel, { props: base }).body);
     expect(shown).toContain('10.0 GB/s (probe) ÷ 1.00 MB per token = 10,000 tok/s');
     expect(shown).toContain('is 0.5% of it');
   });
 
   it('labels the H100 projection as reference figures with its formula and source', () => {
-    const shown = text(render(EconomicsPanel, { props: base }).body);
+    const shown = visibleText(render(EconomicsPanel, { props: base }).body);
     expect(shown).toContain('NVIDIA H100 SXM reference figures, not measured here');
     expect(shown).toContain('projection (batch 1, weights streamed once per token, no overheads)');
     // 3,350 GB/s ÷ 1 MB = 3,350,000 tok/s, 335× the 10 GB/s probe.
@@ -47,7 +41,7 @@ describe('EconomicsPanel', () => {
   });
 
   it('uses the chosen reference GPU, and the reader’s price where the docs give none', () => {
-    const shown = text(render(EconomicsPanel, { props: { ...base, referenceGpu: 'a100-80gb', dollarsPerHour: 3.6 } }).body);
+    const shown = visibleText(render(EconomicsPanel, { props: { ...base, referenceGpu: 'a100-80gb', dollarsPerHour: 3.6 } }).body);
     // 2,000 GB/s ÷ 1 MB = 2,000,000 tok/s; at $3.60/h that is 3.6 / 7.2e9 × 1e6 = $0.0005.
     expect(shown).toContain('HBM2e 2,000 GB/s ÷ 1.00 MB per token = 2,000,000 tok/s');
     expect(shown).toContain('= $0.000500 per million tokens');
@@ -60,7 +54,7 @@ describe('EconomicsPanel', () => {
       { label: 'q4_0 · subgroup', tokensPerSecond: 40, bytesPerToken: 1e6 },
     ];
     const { body } = render(EconomicsPanel, { props: { ...base, runs } });
-    const shown = text(body);
+    const shown = visibleText(body);
     // $2.50 / (10 × 3600) × 1e6 = $69.44; at 40 tok/s, $17.36.
     expect(shown).toContain('$69.44');
     expect(shown).toContain('$17.36');
@@ -82,7 +76,7 @@ describe('EconomicsPanel', () => {
 
   it('renders without a measurement and without NaN', () => {
     const { body } = render(EconomicsPanel, { props: { ...base, tokensPerSecond: null } });
-    const shown = text(body);
+    const shown = visibleText(body);
     expect(shown).toContain('No decode speed measured yet');
     expect(shown).toContain('Runs appear here once they are measured');
     expect(body).not.toMatch(/NaN|Infinity|undefined/);
@@ -92,7 +86,7 @@ describe('EconomicsPanel', () => {
 
   it('refuses to price at a zero price instead of showing Infinity', () => {
     const { body } = render(EconomicsPanel, { props: { ...base, dollarsPerHour: 0 } });
-    expect(text(body)).toContain('Set a price above zero');
+    expect(visibleText(body)).toContain('Set a price above zero');
     expect(body).not.toMatch(/NaN|Infinity/);
   });
 });

@@ -1,21 +1,15 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { visibleText } from '../helpers/ssr.ts';
 import MemoryHierarchyPanel from '../../src/app/panels/MemoryHierarchyPanel.svelte';
 import type { AdapterReport, ModelInfo } from '../../src/engine/engine.ts';
 
-/** The rendered markup with tags removed and whitespace collapsed: what a reader sees. */
-function text(body: string): string {
-  return body
-    .replace(/<!--[\s\S]*?-->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
-}
 
 /** Text inside the element carrying data-testid="id". */
 function byTestId(body: string, id: string): string {
   const match = body.match(new RegExp(`<(\\w+)[^>]*data-testid="${id}"[^>]*>([\\s\\S]*?)</\\1>`));
   if (!match) throw new Error(`no element ${id}`);
-  return text(match[2]).trim();
+  return visibleText(match[2]).trim();
 }
 
 // Sizes chosen so the sums are easy to check: stories260K's shape (dim 64, 5 layers, 4 KV heads of 8).
@@ -102,12 +96,12 @@ describe('MemoryHierarchyPanel', () => {
     expect(byTestId(body, 'read-rate')).toContain('2.00 MB in 100 ms = 0.0200 GB/s');
     expect(byTestId(body, 'upload-rate')).toContain('1.13 MB in 50.0 ms = 0.0227 GB/s');
     expect(byTestId(body, 'probe-rate')).toMatch(/^read 10.0 GB\/s ?, copy 8.00 GB\/s \(roofline probe over 64.0 MB\)$/);
-    expect(text(body)).toContain('limit 16.4 kB per workgroup (16384 bytes');
+    expect(visibleText(body)).toContain('limit 16.4 kB per workgroup (16384 bytes');
   });
 
   it('labels the H100 column as reference figures and compares bandwidths', () => {
     const { body } = render(MemoryHierarchyPanel, { props });
-    const shown = text(body);
+    const shown = visibleText(body);
     expect(shown).toContain('NVIDIA H100 SXM reference figures (not measured here)');
     expect(shown).toContain('HBM3, 80 GB');
     expect(shown).toContain('~50 MB on-chip SRAM');
@@ -120,7 +114,7 @@ describe('MemoryHierarchyPanel', () => {
 
   it('breaks one token’s bytes down and gives the bandwidth floor', () => {
     const { body } = render(MemoryHierarchyPanel, { props });
-    const shown = text(body);
+    const shown = visibleText(body);
     expect(shown).toContain('weight matrices (q8_0): 1.00 MB (99.0%)');
     // One f32 row of 64 values; K and V of one position; the rest of 1,010,000 is 8,464 bytes.
     expect(shown).toContain('embedding row (f32): 256 B');
@@ -138,10 +132,10 @@ describe('MemoryHierarchyPanel', () => {
   });
 
   it('says where the files come from', () => {
-    expect(text(render(MemoryHierarchyPanel, { props }).body)).toContain('not cached (served from the dev server)');
-    const cached = text(render(MemoryHierarchyPanel, { props: { ...props, storage: { kind: 'Cache Storage', cachedBytes: 2_000_000 } } }).body);
+    expect(visibleText(render(MemoryHierarchyPanel, { props }).body)).toContain('not cached (served from the dev server)');
+    const cached = visibleText(render(MemoryHierarchyPanel, { props: { ...props, storage: { kind: 'Cache Storage', cachedBytes: 2_000_000 } } }).body);
     expect(cached).toContain('Cache Storage: 2.00 MB');
-    const unknown = text(render(MemoryHierarchyPanel, { props: { ...props, storage: { kind: 'Cache Storage', cachedBytes: null } } }).body);
+    const unknown = visibleText(render(MemoryHierarchyPanel, { props: { ...props, storage: { kind: 'Cache Storage', cachedBytes: null } } }).body);
     expect(unknown).toContain('Cache Storage: size unknown');
   });
 

@@ -1,33 +1,11 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { elementWith, visibleText } from '../helpers/ssr.ts';
 import type { EngineSettings, SettingChoices } from '../../src/engine/telemetry.ts';
 import OptimizationsPanel from '../../src/app/panels/OptimizationsPanel.svelte';
 import { describeChange, landedSwitch, landedSwitches, labSwitches, pendingSwitches, switchOptions } from '../../src/app/switches.ts';
 
-/** The rendered markup with tags removed and whitespace collapsed: what a reader sees. */
-function text(html: string): string {
-  return html
-    .replace(/<!--[\s\S]*?-->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
 
-/** The outer HTML of the element carrying `data-testid="<id>"`. */
-function element(html: string, id: string): string {
-  const at = html.indexOf(`data-testid="${id}"`);
-  if (at < 0) throw new Error(`no element with data-testid="${id}"`);
-  const start = html.lastIndexOf('<', at);
-  const tag = /^<([a-z0-9]+)/i.exec(html.slice(start))![1];
-  const tags = new RegExp(`<${tag}[\\s>]|</${tag}>`, 'gi');
-  tags.lastIndex = start;
-  let depth = 0;
-  for (let m = tags.exec(html); m; m = tags.exec(html)) {
-    depth += m[0].startsWith('</') ? -1 : 1;
-    if (depth === 0) return html.slice(start, m.index + m[0].length);
-  }
-  throw new Error(`unclosed <${tag}> for ${id}`);
-}
 
 /** Attributes of every <input> in `html` (valueless attributes map to ''). */
 function inputs(html: string): Array<Record<string, string>> {
@@ -102,7 +80,7 @@ describe('OptimizationsPanel', () => {
       sampler: ['gpu', 'cpu'],
     };
     for (const [key, values] of Object.entries(expected)) {
-      const group = element(html, `switch-${key}`);
+      const group = elementWith(html, `data-testid="switch-${key}"`);
       const radios = inputs(group);
       expect(radios.map((r) => r.value)).toEqual(values);
       for (const r of radios) {
@@ -110,28 +88,28 @@ describe('OptimizationsPanel', () => {
         expect(r.name).toBe(`switch-${key}`);
       }
       expect([...group.matchAll(/data-value="([^"]*)"/g)].map((m) => m[1])).toEqual(values);
-      expect(text(group)).toContain(landedSwitch(key as keyof EngineSettings).explanation);
+      expect(visibleText(group)).toContain(landedSwitch(key as keyof EngineSettings).explanation);
     }
   });
 
   it('checks exactly the current value of each switch', () => {
     const html = panel();
     for (const key of ['weightFormat', 'matvecVariant', 'sampler'] as const) {
-      const checked = inputs(element(html, `switch-${key}`)).filter((r) => 'checked' in r);
+      const checked = inputs(elementWith(html, `data-testid="switch-${key}"`)).filter((r) => 'checked' in r);
       expect(checked.map((r) => r.value)).toEqual([settings[key]]);
     }
   });
 
   it('disables values the adapter cannot run and shows why', () => {
     const html = panel();
-    const formats = element(html, 'switch-weightFormat');
+    const formats = elementWith(html, 'data-testid="switch-weightFormat"');
     const disabled = inputs(formats).filter((r) => 'disabled' in r);
     expect(disabled.map((r) => r.value)).toEqual(['f16-native']);
     expect(formats).toMatch(/<label[^>]*data-value="f16-native"[^>]*title="needs shader-f16"/);
-    expect(text(formats)).toContain('f16-native needs shader-f16');
-    const variants = element(html, 'switch-matvecVariant');
+    expect(visibleText(formats)).toContain('f16-native needs shader-f16');
+    const variants = elementWith(html, 'data-testid="switch-matvecVariant"');
     expect(inputs(variants).filter((r) => 'disabled' in r).map((r) => r.value)).toEqual(['subgroup']);
-    expect(text(variants)).toContain("subgroup needs the 'subgroups' feature");
+    expect(visibleText(variants)).toContain("subgroup needs the 'subgroups' feature");
   });
 
   it('disables every control while busy and marks the switch being applied', () => {
@@ -139,18 +117,18 @@ describe('OptimizationsPanel', () => {
     const radios = inputs(html);
     expect(radios.length).toBe(12);
     expect(radios.every((r) => 'disabled' in r)).toBe(true);
-    expect(text(element(html, 'switch-matvecVariant'))).toContain('applying…');
-    expect(text(element(html, 'switch-weightFormat'))).not.toContain('applying…');
-    expect(text(panel())).not.toContain('applying…');
+    expect(visibleText(elementWith(html, 'data-testid="switch-matvecVariant"'))).toContain('applying…');
+    expect(visibleText(elementWith(html, 'data-testid="switch-weightFormat"'))).not.toContain('applying…');
+    expect(visibleText(panel())).not.toContain('applying…');
   });
 
   it('lists switches that have not landed in one line, never as controls', () => {
     const html = panel();
     for (const s of pendingSwitches) {
       expect(html).not.toContain(`switch-${s.key}`);
-      expect(text(html)).toContain(s.title);
+      expect(visibleText(html)).toContain(s.title);
     }
-    expect(text(html)).toContain('Not in the engine yet (coming with the paged-KV and sampling issues)');
+    expect(visibleText(html)).toContain('Not in the engine yet (coming with the paged-KV and sampling issues)');
   });
 
   it('shows the last flip before → after with ratios', () => {
@@ -158,7 +136,7 @@ describe('OptimizationsPanel', () => {
       before: { label: 'f32', tokensPerSecond: 100, weightBytes: 4e6, bytesPerToken: 4.2e6 },
       after: { label: 'q4_0', tokensPerSecond: 350, weightBytes: 562_500, bytesPerToken: 7e5 },
     });
-    const line = text(element(html, 'switch-comparison'));
+    const line = visibleText(elementWith(html, 'data-testid="switch-comparison"'));
     expect(line).toContain('f32 → q4_0');
     expect(line).toContain('Decode speed 100 tok/s → 350 tok/s (3.50×)');
     expect(line).toContain('Weights on GPU 4.00 MB → 563 kB (0.14×)');
@@ -170,7 +148,7 @@ describe('OptimizationsPanel', () => {
       before: { label: 'f32', tokensPerSecond: null, weightBytes: 2000, bytesPerToken: 3000 },
       after: { label: 'f16', tokensPerSecond: 12.34, weightBytes: 1000, bytesPerToken: 1500 },
     });
-    const line = text(element(html, 'switch-comparison'));
+    const line = visibleText(elementWith(html, 'data-testid="switch-comparison"'));
     expect(line).toContain('Decode speed — → 12.3 tok/s Weights');
     expect(line).toContain('2.00 kB → 1.00 kB (0.50×)');
     expect(panel({ before: { label: 'f32', tokensPerSecond: 1, weightBytes: 1, bytesPerToken: 1 } })).not.toContain('switch-comparison');

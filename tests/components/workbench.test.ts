@@ -1,37 +1,15 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { elementWith, visibleText } from '../helpers/ssr.ts';
 import type { ShaderEditReport, WorkbenchReport } from '../../src/engine/telemetry.ts';
 import WorkbenchPanel from '../../src/app/panels/WorkbenchPanel.svelte';
 import { workbenchRoofline } from '../../src/app/charts/workbench-roofline.ts';
 
-/** The rendered markup with tags removed and whitespace collapsed: what a reader sees. */
-function text(html: string): string {
-  return html
-    .replace(/<!--[\s\S]*?-->/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
 
-/** The outer HTML of the first element whose opening tag contains `marker` (e.g. 'data-testid="x"'). */
-function element(html: string, marker: string): string {
-  const at = html.indexOf(marker);
-  if (at < 0) throw new Error(`no element with ${marker}`);
-  const start = html.lastIndexOf('<', at);
-  const tag = /^<([a-z0-9]+)/i.exec(html.slice(start))![1];
-  const tags = new RegExp(`<${tag}[\\s>]|</${tag}>`, 'gi');
-  tags.lastIndex = start;
-  let depth = 0;
-  for (let m = tags.exec(html); m; m = tags.exec(html)) {
-    depth += m[0].startsWith('</') ? -1 : 1;
-    if (depth === 0) return html.slice(start, m.index + m[0].length);
-  }
-  throw new Error(`unclosed <${tag}> for ${marker}`);
-}
 
 /** The text of each cell (th and td) of a table row. */
 function cells(row: string): string[] {
-  return [...row.matchAll(/<t[hd]\b[^>]*>([\s\S]*?)<\/t[hd]>/g)].map((m) => text(m[1]));
+  return [...row.matchAll(/<t[hd]\b[^>]*>([\s\S]*?)<\/t[hd]>/g)].map((m) => visibleText(m[1]));
 }
 
 // q4_0 288×288: 288 × 9 blocks × 18 bytes + 288 × 4 bytes of x = 47,808 bytes; 2 × 288 × 288 FLOP.
@@ -82,19 +60,19 @@ function panel(overrides: Record<string, unknown> = {}): string {
 
 describe('WorkbenchPanel results', () => {
   it('shows each variant’s measurements as given, formatted', () => {
-    const table = element(panel(), 'data-testid="workbench-results"');
-    expect(cells(element(table, 'data-variant="naive"'))).toEqual(['naive', '0.0123', '3.89', '13.5', '31.1%', '1.20e-6', '']);
-    expect(cells(element(table, 'data-variant="splitK"'))).toEqual(['splitK', '0.0500', '0.956', '3.32', '7.7%', '0', 'edited']);
-    expect(cells(element(table, 'data-variant="multiRow"'))).toEqual(['multiRow', '1.50', '31.9', '111', '255.0%', '3.40e-5', '']);
+    const table = elementWith(panel(), 'data-testid="workbench-results"');
+    expect(cells(elementWith(table, 'data-variant="naive"'))).toEqual(['naive', '0.0123', '3.89', '13.5', '31.1%', '1.20e-6', '']);
+    expect(cells(elementWith(table, 'data-variant="splitK"'))).toEqual(['splitK', '0.0500', '0.956', '3.32', '7.7%', '0', 'edited']);
+    expect(cells(elementWith(table, 'data-variant="multiRow"'))).toEqual(['multiRow', '1.50', '31.9', '111', '255.0%', '3.40e-5', '']);
   });
 
   it('shows why a variant could not run instead of figures', () => {
-    const row = element(panel(), 'data-variant="subgroup"');
+    const row = elementWith(panel(), 'data-variant="subgroup"');
     expect(cells(row)).toEqual(['subgroup', '—', '—', '—', '—', '—', "needs the 'subgroups' feature"]);
   });
 
   it('states the shape, its cost, the probe and how it was timed', () => {
-    const summary = text(element(panel(), 'data-testid="workbench-summary"'));
+    const summary = visibleText(elementWith(panel(), 'data-testid="workbench-summary"'));
     expect(summary).toBe(
       'q4_0 288×288: reads 47.8 kB, writes 1.15 kB, 165,888 FLOP (3.47 FLOP/byte). Probe: 12.5 GB/s. Timed with wall clock (no timestamp-query), 10 repetitions.',
     );
@@ -104,7 +82,7 @@ describe('WorkbenchPanel results', () => {
     const html = panel({ request: { format: 'q8_0', rows: 172, cols: 64 } });
     expect(html).toMatch(/data-testid="workbench-rows"[^>]*value="172"/);
     expect(html).toMatch(/data-testid="workbench-cols"[^>]*value="64"/);
-    expect(element(html, 'data-testid="workbench-format"')).toMatch(/<option value="q8_0" selected/);
+    expect(elementWith(html, 'data-testid="workbench-format"')).toMatch(/<option value="q8_0" selected/);
     const presets = [...html.matchAll(/class="preset[^"]*"[^>]*aria-pressed="(true|false)"[^>]*>\s*([\d×]+)/g)].map((m) => [m[2], m[1]]);
     expect(presets).toEqual([
       ['4096×4096', 'false'],
@@ -119,16 +97,16 @@ describe('WorkbenchPanel results', () => {
 
   it('disables Run, Submit and Reset while busy', () => {
     const html = panel({ busy: true, edited: true });
-    for (const id of ['workbench-run', 'wgsl-submit', 'wgsl-reset']) expect(element(html, `data-testid="${id}"`)).toMatch(/disabled/);
+    for (const id of ['workbench-run', 'wgsl-submit', 'wgsl-reset']) expect(elementWith(html, `data-testid="${id}"`)).toMatch(/disabled/);
     const idle = panel({ edited: true });
-    for (const id of ['workbench-run', 'wgsl-submit', 'wgsl-reset']) expect(element(idle, `data-testid="${id}"`)).not.toMatch(/disabled/);
+    for (const id of ['workbench-run', 'wgsl-submit', 'wgsl-reset']) expect(elementWith(idle, `data-testid="${id}"`)).not.toMatch(/disabled/);
   });
 
   it('shows no results before the first run', () => {
     const html = panel({ report: null });
     expect(html).not.toContain('workbench-results');
     expect(html).not.toContain('workbench-roofline');
-    expect(text(html)).toContain('Pick a shape and run');
+    expect(visibleText(html)).toContain('Pick a shape and run');
   });
 });
 
@@ -174,7 +152,7 @@ describe('roofline chart', () => {
   });
 
   it('labels each point and says the compute roof is not measured', () => {
-    const figure = text(element(panel(), 'data-testid="workbench-roofline"'));
+    const figure = visibleText(elementWith(panel(), 'data-testid="workbench-roofline"'));
     expect(figure).toContain('naive · 13.5 GFLOP/s');
     expect(figure).toContain('splitK (edited) · 3.32 GFLOP/s');
     expect(figure).toContain('multiRow · 111 GFLOP/s');
@@ -187,29 +165,29 @@ describe('roofline chart', () => {
 describe('WGSL editor', () => {
   it('holds the source as escaped text', () => {
     const html = panel();
-    const editor = element(html, 'data-testid="wgsl-editor"');
+    const editor = elementWith(html, 'data-testid="wgsl-editor"');
     expect(editor).toContain('let a = x &lt; 3 &amp;&amp; y > 2;');
     expect(editor).toContain('// &lt;/textarea>&lt;script>alert(1)&lt;/script>');
     expect(html).not.toContain('<script>');
-    expect(text(html)).toContain('running shaders/matvec.wgsl');
+    expect(visibleText(html)).toContain('running shaders/matvec.wgsl');
     // One gutter number per source line.
-    expect([...element(html, 'class="gutter').matchAll(/<div[^>]*>(\d+)<\/div>/g)].map((m) => m[1])).toEqual(['1', '2', '3', '4']);
+    expect([...elementWith(html, 'class="gutter').matchAll(/<div[^>]*>(\d+)<\/div>/g)].map((m) => m[1])).toEqual(['1', '2', '3', '4']);
   });
 
   it('shows every error of a rejected edit, with a link to the line the compiler named', () => {
     const html = panel({ editReport: rejected });
-    const errors = element(html, 'data-testid="wgsl-errors"');
-    expect(text(errors)).toContain("matvec.wgsl:2:12 unresolved value 'x'");
-    expect(text(errors)).toContain('q4_0/naive: max abs error 0.5 exceeds 1e-3');
+    const errors = elementWith(html, 'data-testid="wgsl-errors"');
+    expect(visibleText(errors)).toContain("matvec.wgsl:2:12 unresolved value 'x'");
+    expect(visibleText(errors)).toContain('q4_0/naive: max abs error 0.5 exceeds 1e-3');
     expect(errors).toMatch(/<button[^>]*data-line="2"[^>]*>matvec\.wgsl:2:12<\/button>/);
     expect([...errors.matchAll(/data-line="(\d+)"/g)].map((m) => m[1])).toEqual(['2']);
-    const gutter = element(html, 'class="gutter');
+    const gutter = elementWith(html, 'class="gutter');
     expect([...gutter.matchAll(/<div class="[^"]*error-line[^"]*">(\d+)<\/div>/g)].map((m) => m[1])).toEqual(['2']);
     expect(html).not.toContain('wgsl-accepted');
   });
 
   it('tabulates the checks that ran', () => {
-    const table = element(panel({ editReport: rejected }), 'data-testid="wgsl-checks"');
+    const table = elementWith(panel({ editReport: rejected }), 'data-testid="wgsl-checks"');
     const rows = [...table.matchAll(/<tr\b[^>]*>[\s\S]*?<\/tr>/g)].map((m) => cells(m[0]));
     expect(rows).toEqual([
       ['format', 'variant', 'max abs error', 'ok'],
@@ -221,13 +199,13 @@ describe('WGSL editor', () => {
   it('says the model runs the edit once it is accepted', () => {
     const accepted: ShaderEditReport = { family: 'matvec', accepted: true, errors: [], checks: [{ format: 'f32', variant: 'naive', maxAbsError: 1e-7, ok: true }] };
     const html = panel({ editReport: accepted, edited: true });
-    expect(text(element(html, 'data-testid="wgsl-accepted"'))).toBe('Accepted: every check passed and the model now runs the edited matvec kernel.');
+    expect(visibleText(elementWith(html, 'data-testid="wgsl-accepted"'))).toBe('Accepted: every check passed and the model now runs the edited matvec kernel.');
     expect(html).not.toContain('wgsl-errors');
-    expect(text(html)).toContain('edited kernel in use');
+    expect(visibleText(html)).toContain('edited kernel in use');
   });
 
   it('offers Reset only when there is something to reset', () => {
-    expect(element(panel(), 'data-testid="wgsl-reset"')).toMatch(/disabled/);
-    expect(element(panel({ edited: true }), 'data-testid="wgsl-reset"')).not.toMatch(/disabled/);
+    expect(elementWith(panel(), 'data-testid="wgsl-reset"')).toMatch(/disabled/);
+    expect(elementWith(panel({ edited: true }), 'data-testid="wgsl-reset"')).not.toMatch(/disabled/);
   });
 });
