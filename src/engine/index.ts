@@ -7,7 +7,7 @@ import { requestGpu, type GpuContext } from './gpu/device.ts';
 import { KernelContext } from './gpu/kernel.ts';
 import { shaderSources, type ShaderFamily } from './gpu/shaders.ts';
 import { measureBandwidth } from './kernels/bandwidth.ts';
-import { matvecVariants, missingRequirements, supportedFormats, supportedVariants, type TuningStore } from './kernels/matvec-variants.ts';
+import { matvecVariants, missingFormatFeatures, missingRequirements, supportedFormats, supportedVariants, type TuningStore } from './kernels/matvec-variants.ts';
 import type { MatvecVariantName } from './kernels/matvec.ts';
 import type { FileSource } from './model/files.ts';
 import { loadModel } from './model/load.ts';
@@ -54,7 +54,7 @@ export function settingChoices(adapter: AdapterReport, format: WeightFormat): Se
       available: formats,
       unavailable: weightFormats
         .filter((f) => !formats.includes(f))
-        .map((f) => ({ value: f, reason: `needs ${missingRequirements(adapter, matvecVariants[0], f).join(', ')}` })),
+        .map((f) => ({ value: f, reason: `needs ${missingFormatFeatures(adapter, f).join(', ')}` })),
     },
     matvecVariant: {
       available: ['auto', ...supportedVariants(adapter, format).map((v) => v.name)],

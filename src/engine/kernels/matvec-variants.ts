@@ -68,6 +68,15 @@ export function missingRequirements(adapter: AdapterReport, variant: MatvecVaria
   return [...missing, ...missingKernelRequirements(adapter, variant.requires, format)];
 }
 
+/** The features of a weight format that the adapter lacks, in words: why no kernel can run it. */
+export function missingFormatFeatures(adapter: AdapterReport, format: WeightFormat): string[] {
+  return missingFeatures(adapter, formatFeatures[format]);
+}
+
+function missingFeatures(adapter: AdapterReport, features: readonly GpuFeature[]): string[] {
+  return features.filter((feature) => !hasFeature[feature](adapter)).map((feature) => `the '${feature}' feature`);
+}
+
 /** What a kernel needs from the adapter, whatever its family: features (its own and its weight format's) and limits. */
 export interface KernelRequirements {
   features: readonly GpuFeature[];
@@ -79,10 +88,7 @@ export interface KernelRequirements {
 
 /** The requirements the adapter does not meet, in words ("the 'shader-f16' feature"). */
 export function missingKernelRequirements(adapter: AdapterReport, requires: KernelRequirements, format: WeightFormat): string[] {
-  const missing: string[] = [];
-  for (const feature of [...formatFeatures[format], ...requires.features]) {
-    if (!hasFeature[feature](adapter)) missing.push(`the '${feature}' feature`);
-  }
+  const missing = missingFeatures(adapter, [...formatFeatures[format], ...requires.features]);
   const { limits } = adapter;
   const threads = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
   if (requires.invocations > threads) missing.push(`${requires.invocations} threads per workgroup (limit ${threads})`);

@@ -7,10 +7,8 @@ import type { SequenceSlot } from '../kernels/paged-attention.ts';
 import { pageElementOffset, type PageLayout } from '../kv/page-pool.ts';
 import { kvHeadOf, type AttentionShape } from './ops.ts';
 
-export type PagedKvLayout = PageLayout;
-
 /** Element offset of the K (kv = 0) or V (kv = 1) row of `slot` of `page` in `layer`. */
-export function pagedRowOffset(layout: PagedKvLayout, page: number, layer: number, kv: 0 | 1, slot: number): number {
+export function pagedRowOffset(layout: PageLayout, page: number, layer: number, kv: 0 | 1, slot: number): number {
   return pageElementOffset(layout, page, layer, kv, slot, 0);
 }
 
@@ -22,7 +20,7 @@ export function gatherSequence(
   keys: Float32Array,
   values: Float32Array,
   pool: Float32Array,
-  layout: PagedKvLayout,
+  layout: PageLayout,
   layer: number,
   blockTable: Uint32Array,
   { blockTableOffset, length }: SequenceSlot,

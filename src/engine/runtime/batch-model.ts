@@ -9,7 +9,7 @@ import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts
 import { RequestError } from '../errors.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createMatmulDispatch, supportedMatmulVariants } from '../kernels/matmul.ts';
-import { createPagedAttention, defaultPagedAttentionTiling, packSeqInfo, type SequenceSlot } from '../kernels/paged-attention.ts';
+import { createPagedAttention, defaultPagedAttentionTiling } from '../kernels/paged-attention.ts';
 import { ropeTable } from '../kernels/rope.ts';
 import { createRowsEmbedding, createRowsRmsnorm, createRowsRope, createRowsSampler, packRowInfo, rowInfoWords, type RowInfo } from '../kernels/rows.ts';
 import { checkBlockSize, pageBytes, pageLayout, PagePool, type PageCopy, type PageLayout } from '../kv/page-pool.ts';
@@ -70,6 +70,10 @@ export class BatchModel {
   /** Dispatch lists by row count: built on first use, then only re-encoded. */
   private readonly steps = new Map<number, Promise<Dispatch[]>>();
   private readonly kc: KernelContext;
+  // Staging of the per-step inputs, allocated once (a step only fills and writes them).
+  private readonly rowWords: Uint32Array;
+  private readonly seqWords: Uint32Array;
+  private readonly tableWords: Uint32Array;
 
   private constructor(
     readonly gpu: GpuContext,
@@ -87,6 +91,9 @@ export class BatchModel {
     this.layout = pageLayout(config, blockSize);
     this.pool = new PagePool(pageCount, checkBlockSize(blockSize));
     this.kc = new KernelContext(gpu);
+    this.rowWords = new Uint32Array(maxRows * rowInfoWords);
+    this.seqWords = new Uint32Array(maxRows * 2);
+    this.tableWords = new Uint32Array(state.blockTables.size / 4);
   }
 
   /** Bytes of weights on the GPU. */
@@ -205,26 +212,28 @@ export class BatchModel {
 
     // Each distinct block table once, in first-use order; rows point into the concatenation.
     const offsets = new Map<readonly number[], number>();
-    const tables: number[] = [];
-    const slots: SequenceSlot[] = [];
+    let tableLength = 0;
     const info: RowInfo[] = [];
-    for (const row of rows) {
+    rows.forEach((row, r) => {
       if (row.position >= this.contextLength) throw new RequestError(`position ${row.position} is past the context of ${this.contextLength} tokens`);
       let offset = offsets.get(row.blockTable);
       if (offset === undefined) {
-        offset = tables.length;
+        if (offsets.size === this.maxSequences) throw new RequestError(`a step touches at most ${this.maxSequences} sequences`);
+        offset = tableLength;
         offsets.set(row.blockTable, offset);
-        tables.push(...row.blockTable);
+        this.tableWords.set(row.blockTable, offset);
+        tableLength += row.blockTable.length;
       }
       const page = row.blockTable[Math.floor(row.position / blockSize)];
       if (page === undefined) throw new RequestError(`position ${row.position} has no page in its block table (${row.blockTable.length} pages reserved)`);
-      slots.push({ blockTableOffset: offset, length: row.position + 1 });
+      // (blockTableOffset, length) per row, as packSeqInfo lays them out.
+      this.seqWords[2 * r] = offset;
+      this.seqWords[2 * r + 1] = row.position + 1;
       info.push({ token: row.token, position: row.position, page, slot: row.position % blockSize, seed: row.sample?.seed ?? 0, temperature: row.sample?.temperature ?? 0 });
-    }
-    if (offsets.size > this.maxSequences) throw new RequestError(`a step touches at most ${this.maxSequences} sequences, got ${offsets.size}`);
-    device.queue.writeBuffer(s.rowInfo, 0, packRowInfo(info));
-    device.queue.writeBuffer(s.seqInfo, 0, packSeqInfo(slots));
-    device.queue.writeBuffer(s.blockTables, 0, Uint32Array.from(tables));
+    });
+    device.queue.writeBuffer(s.rowInfo, 0, packRowInfo(info, this.rowWords));
+    device.queue.writeBuffer(s.seqInfo, 0, this.seqWords, 0, 2 * rows.length);
+    device.queue.writeBuffer(s.blockTables, 0, this.tableWords, 0, tableLength);
 
     const dispatches = await this.dispatchesFor(rows.length);
     const encoder = device.createCommandEncoder({ label: `batch step (${rows.length} rows)` });

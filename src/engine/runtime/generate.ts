@@ -42,9 +42,18 @@ export function topCandidates(logits: Float32Array, count: number, tokenizer: To
   for (const l of logits) if (l > max) max = l;
   let sum = 0;
   for (const l of logits) if (!Number.isNaN(l)) sum += Math.exp(l - max);
-  const order = Array.from(logits.keys()).filter((i) => !Number.isNaN(logits[i]));
-  order.sort((a, b) => logits[b] - logits[a] || a - b);
-  const candidates = order.slice(0, count).map((token) => ({ token, piece: tokenizer.decode([token]), logit: logits[token] }));
+  // The best `count` by one pass with a small sorted list (highest first, ties to the lower id):
+  // this runs every inspected step, and sorting a 150k vocabulary there would cost more than the step.
+  const best: number[] = [];
+  for (let i = 0; i < logits.length && count > 0; i++) {
+    const l = logits[i];
+    if (Number.isNaN(l) || (best.length === count && l <= logits[best[count - 1]])) continue;
+    let at = best.length;
+    while (at > 0 && logits[best[at - 1]] < l) at--;
+    best.splice(at, 0, i);
+    if (best.length > count) best.pop();
+  }
+  const candidates = best.map((token) => ({ token, piece: tokenizer.decode([token]), logit: logits[token] }));
   return { candidates, logSumExp: max + Math.log(sum) };
 }
 
