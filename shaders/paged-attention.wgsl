@@ -1,6 +1,7 @@
 // Decode attention over a paged KV cache: one query token per sequence, a batch of sequences per
-// dispatch. Softmax is computed online, so no score row is stored; the split-K passes spread one
-// context over several workgroups (flash-decoding).
+// dispatch. The fused passes compute softmax online, so no score row is stored; the split-K passes
+// spread one context over several workgroups (flash-decoding). The unfused passes are the baseline
+// they are measured against: every score goes to memory, is normalized there and read back.
 //
 // Page layout (one pool for all layers; src/engine/kv/page-pool.ts allocates the pages): page p
 // holds `blockSize` token slots of every layer, K then V, each slot kvDim f32, so element
@@ -18,8 +19,8 @@
 // each thread's copy of m and l is the same, computed from the same values in the same order.
 //
 // Passes (src/engine/gpu/wgsl.ts expands the #if blocks; see pagedAttentionDefines in
-// src/engine/kernels/paged-attention.ts):
-//   neither flag     `main`: one workgroup per (head, sequence) walks the whole context and writes
+// src/engine/kernels/paged-attention.ts). Each pass sets at most one flag:
+//   no flag          `main`: one workgroup per (head, sequence) walks the whole context and writes
 //                    out = acc / l. Grid (nHeads, 1, batch).
 //   CHUNK_PARTIALS   `main`: split-K pass 1, one workgroup per (head, chunk of chunkSize tokens,
 //                    sequence) writes its chunk's (m, l, acc) to `partials`; chunks past the
@@ -27,7 +28,16 @@
 //   REDUCE_PARTIALS  `main`: split-K pass 2, one workgroup per (head, sequence) merges the chunks:
 //                    M = max m_i, out = Σ exp(m_i - M) acc_i / Σ exp(m_i - M) l_i.
 //                    Grid (nHeads, 1, batch).
-// An empty sequence (length 0) attends to nothing: its output is 0.
+//   SCORES           `main`: unfused pass 1, one thread per token writes q·k * scale to
+//                    scores[seq, head, token]; tiles past the sequence's end exit at once.
+//                    Grid (nHeads, ceil(maxLength / WORKGROUP_SIZE), batch).
+//   SOFTMAX          `main`: unfused pass 2, one workgroup per (head, sequence) turns its row of
+//                    `length` scores into probabilities in place: max, exp(s - max), sum, divide.
+//                    Grid (nHeads, 1, batch).
+//   WEIGHTED_SUM     `main`: unfused pass 3, one workgroup per (head, sequence), one thread per
+//                    output element: out[d] = Σ_t p_t v_t[d]. Grid (nHeads, 1, batch).
+// The unfused scores buffer is (batch, nHeads, maxLength) f32; no sequence may be longer than
+// maxLength. An empty sequence (length 0) attends to nothing: its output is 0.
 
 struct Params {
   nHeads: u32,
@@ -38,6 +48,7 @@ struct Params {
   blockSize: u32, // token slots per page
   chunkSize: u32, // tokens per workgroup in split-K pass 1
   maxChunks: u32, // chunk slots per (sequence, head) in partials
+  maxLength: u32, // the unfused passes' scores row stride
   scale: f32, // 1 / sqrt(HEAD_DIM)
 }
 
@@ -54,10 +65,18 @@ override PARTIAL_STRIDE: u32 = HEAD_DIM + 2u; // derived, never set: one chunk's
 const LOWEST = -3.4028234e38; // lowest finite f32: exp(LOWEST - s) is 0 for any score s
 
 @group(0) @binding(0) var<uniform> params: Params;
-#if REDUCE_PARTIALS
-@group(0) @binding(1) var<storage, read> seqInfo: array<SeqInfo>; // (batch)
-@group(0) @binding(2) var<storage, read> partials: array<f32>; // (batch, nHeads, maxChunks, 2 + HEAD_DIM)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (batch, nHeads, HEAD_DIM)
+
+#if !REDUCE_PARTIALS
+#if !SOFTMAX
+// ---------------------------------------------------------------------------------------------
+// The passes that read the pool: fused whole-context, split-K chunks, unfused scores and weighted sum
+
+#if WEIGHTED_SUM
+@group(0) @binding(1) var<storage, read> kvPool: array<f32>; // (page, layer, kv, slot, kvDim)
+@group(0) @binding(2) var<storage, read> blockTable: array<u32>; // every sequence's pages
+@group(0) @binding(3) var<storage, read> seqInfo: array<SeqInfo>; // (batch)
+@group(0) @binding(4) var<storage, read> scoreRows: array<f32>; // (batch, nHeads, maxLength) probabilities
+@group(0) @binding(5) var<storage, read_write> out: array<f32>; // (batch, nHeads, HEAD_DIM)
 #else
 @group(0) @binding(1) var<storage, read> q: array<f32>; // (batch, nHeads, HEAD_DIM)
 @group(0) @binding(2) var<storage, read> kvPool: array<f32>; // (page, layer, kv, slot, kvDim)
@@ -65,10 +84,69 @@ const LOWEST = -3.4028234e38; // lowest finite f32: exp(LOWEST - s) is 0 for any
 @group(0) @binding(4) var<storage, read> seqInfo: array<SeqInfo>; // (batch)
 #if CHUNK_PARTIALS
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>; // (batch, nHeads, maxChunks, 2 + HEAD_DIM)
+#elif SCORES
+@group(0) @binding(5) var<storage, read_write> scoreRows: array<f32>; // (batch, nHeads, maxLength)
 #else
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // (batch, nHeads, HEAD_DIM)
 #endif
+#endif
 
+/** Pool offset of `token`'s K row in this layer; its V row follows blockSize rows later. */
+fn keyRow(seq: SeqInfo, token: u32) -> u32 {
+  let page = blockTable[seq.blockTableOffset + token / params.blockSize];
+  let slot = token % params.blockSize;
+  return (((page * params.nLayers + params.layer) * 2u) * params.blockSize + slot) * params.kvDim;
+}
+
+/** Offset of the first element of query head `head`'s KV head in a K or V row. */
+fn kvHeadOffset(head: u32) -> u32 {
+  return (head / (params.nHeads / params.nKvHeads)) * HEAD_DIM;
+}
+
+#if SCORES
+var<workgroup> query: array<f32, HEAD_DIM>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let head = wg.x;
+  let seqIndex = wg.z;
+  let seq = seqInfo[seqIndex];
+  let token = wg.y * WORKGROUP_SIZE + lane;
+  if (wg.y * WORKGROUP_SIZE >= seq.length) {
+    return; // the grid covers maxLength tokens; this tile is past the sequence's end
+  }
+  let qBase = (seqIndex * params.nHeads + head) * HEAD_DIM;
+  for (var d = lane; d < HEAD_DIM; d += WORKGROUP_SIZE) {
+    query[d] = q[qBase + d];
+  }
+  workgroupBarrier();
+  if (token < seq.length) {
+    let k = keyRow(seq, token) + kvHeadOffset(head);
+    var dot = 0.0;
+    for (var d = 0u; d < HEAD_DIM; d++) {
+      dot += query[d] * kvPool[k + d];
+    }
+    scoreRows[(seqIndex * params.nHeads + head) * params.maxLength + token] = dot * params.scale;
+  }
+}
+#elif WEIGHTED_SUM
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let head = wg.x;
+  let seqIndex = wg.z;
+  let seq = seqInfo[seqIndex];
+  let row = (seqIndex * params.nHeads + head) * params.maxLength;
+  let valueOffset = params.blockSize * params.kvDim + kvHeadOffset(head); // from a K row to its V row's head
+  let base = (seqIndex * params.nHeads + head) * HEAD_DIM;
+  for (var d = lane; d < HEAD_DIM; d += WORKGROUP_SIZE) {
+    var sum = 0.0;
+    for (var t = 0u; t < seq.length; t++) {
+      sum += scoreRows[row + t] * kvPool[keyRow(seq, t) + valueOffset + d];
+    }
+    out[base + d] = sum;
+  }
+}
+#else
 var<workgroup> query: array<f32, HEAD_DIM>;
 var<workgroup> acc: array<f32, HEAD_DIM>; // Σ exp(s_t - m) v_t over the tokens seen so far
 var<workgroup> scores: array<f32, WORKGROUP_SIZE>; // the tile's q·k * scale
@@ -80,20 +158,13 @@ struct Running {
   l: f32, // Σ exp(s_t - m)
 }
 
-/** Pool offset of `token`'s K row in this layer; its V row follows blockSize rows later. */
-fn keyRow(seq: SeqInfo, token: u32) -> u32 {
-  let page = blockTable[seq.blockTableOffset + token / params.blockSize];
-  let slot = token % params.blockSize;
-  return (((page * params.nLayers + params.layer) * 2u) * params.blockSize + slot) * params.kvDim;
-}
-
 /**
  * Online softmax of query head `head` of sequence `seqIndex` over its tokens [start, end): returns
  * (m, l) and leaves acc in workgroup memory, where thread `lane` owns elements lane, lane + WORKGROUP_SIZE, ...
  */
 fn attendRange(lane: u32, seqIndex: u32, head: u32, start: u32, end: u32) -> Running {
   let seq = seqInfo[seqIndex];
-  let headOffset = (head / (params.nHeads / params.nKvHeads)) * HEAD_DIM;
+  let headOffset = kvHeadOffset(head);
   let qBase = (seqIndex * params.nHeads + head) * HEAD_DIM;
   for (var d = lane; d < HEAD_DIM; d += WORKGROUP_SIZE) {
     query[d] = q[qBase + d];
@@ -180,8 +251,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
 }
 #endif
 #endif
+#endif
+#endif
 
 #if REDUCE_PARTIALS
+// ---------------------------------------------------------------------------------------------
+// split-K pass 2: merge the chunks
+
+@group(0) @binding(1) var<storage, read> seqInfo: array<SeqInfo>; // (batch)
+@group(0) @binding(2) var<storage, read> partials: array<f32>; // (batch, nHeads, maxChunks, 2 + HEAD_DIM)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (batch, nHeads, HEAD_DIM)
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
   let head = wg.x;
@@ -207,6 +287,56 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
       sum += partials[chunk + 2u + d] * exp(partials[chunk] - mMax);
     }
     out[base + d] = select(sum / l, 0.0, l == 0.0);
+  }
+}
+#endif
+
+#if SOFTMAX
+// ---------------------------------------------------------------------------------------------
+// unfused pass 2: each score row becomes probabilities, in place
+
+@group(0) @binding(1) var<storage, read> seqInfo: array<SeqInfo>; // (batch)
+@group(0) @binding(2) var<storage, read_write> scoreRows: array<f32>; // (batch, nHeads, maxLength)
+
+var<workgroup> lanePartials: array<f32, WORKGROUP_SIZE>; // each thread's max, then its sum
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let head = wg.x;
+  let seqIndex = wg.z;
+  let length = seqInfo[seqIndex].length;
+  let row = (seqIndex * params.nHeads + head) * params.maxLength;
+
+  // the row's max: each thread over its strided scores, then every thread scans the partials
+  var laneMax = LOWEST;
+  for (var t = lane; t < length; t += WORKGROUP_SIZE) {
+    laneMax = max(laneMax, scoreRows[row + t]);
+  }
+  lanePartials[lane] = laneMax;
+  workgroupBarrier();
+  var rowMax = LOWEST;
+  for (var i = 0u; i < WORKGROUP_SIZE; i++) {
+    rowMax = max(rowMax, lanePartials[i]);
+  }
+  workgroupBarrier(); // every thread has read the maxima before they are overwritten
+
+  // exp(s - max) in place, and the row's sum the same way
+  var laneSum = 0.0;
+  for (var t = lane; t < length; t += WORKGROUP_SIZE) {
+    let e = exp(scoreRows[row + t] - rowMax);
+    scoreRows[row + t] = e;
+    laneSum += e;
+  }
+  lanePartials[lane] = laneSum;
+  workgroupBarrier();
+  var rowSum = 0.0;
+  for (var i = 0u; i < WORKGROUP_SIZE; i++) {
+    rowSum += lanePartials[i];
+  }
+
+  // each thread divides the elements it wrote itself, so no storage barrier is needed
+  for (var t = lane; t < length; t += WORKGROUP_SIZE) {
+    scoreRows[row + t] = scoreRows[row + t] / rowSum;
   }
 }
 #endif

@@ -1,5 +1,6 @@
-// Paged decode attention (shaders/paged-attention.wgsl), both variants, against the f64 CPU
-// reference, the online-softmax reference of its partials, and the contiguous attention kernel.
+// Paged decode attention (shaders/paged-attention.wgsl), every variant, against the f64 CPU
+// reference, the online-softmax reference of its partials, the contiguous attention kernel, and
+// (unfused) the reference's softmax rows.
 // The pool holds NaN wherever the kernel must not read (other layers, unused pages, slots past a
 // sequence's end), so a stray read poisons the output; block tables are shuffled so pages are
 // never contiguous; lengths are not multiples of the block, tile or chunk.
@@ -13,11 +14,14 @@ import {
   packSeqInfo,
   pagedAttentionChunks,
   pagedAttentionPartialsLength,
+  pagedAttentionScoresLength,
   pagedAttentionVariants,
+  type PagedAttentionVariantName,
   type PagedAttentionShape,
   type SequenceSlot,
 } from '../src/engine/kernels/paged-attention.ts';
-import { attendSequence, chunkedAttention, chunkPartial, gatherSequence, pagedAttention, pagedRowOffset } from '../src/engine/reference/paged-attention.ts';
+import { RequestError } from '../src/engine/errors.ts';
+import { attendSequence, attentionProbabilities, chunkedAttention, chunkPartial, gatherSequence, pagedAttention, pagedRowOffset } from '../src/engine/reference/paged-attention.ts';
 import { downloadF32, maxAbsDiff, nmse, run, seededRandom, testKernels, upload, uploadUniform } from './helpers/gpu.ts';
 
 const tolerance = 1e-9; // NMSE: f32 kernels that only reorder sums land near 1e-14
@@ -63,11 +67,21 @@ function buildPool(c: Case, nLayers: number, layer: number, seed: number) {
   return { pool, blockTable, sequences, layout };
 }
 
-async function runPaged(c: Case, nLayers: number, layer: number, seed: number) {
+/** Each variant's grid, pass by pass. */
+function expectedGrids(shape: PagedAttentionShape): Record<PagedAttentionVariantName, number[][]> {
+  const { nHeads, batch } = shape;
+  return {
+    whole: [[nHeads, 1, batch]],
+    splitK: [[nHeads, pagedAttentionChunks(shape), batch], [nHeads, 1, batch]],
+    unfused: [[nHeads, Math.ceil(shape.maxLength / shape.workgroupSize), batch], [nHeads, 1, batch], [nHeads, 1, batch]],
+  };
+}
+
+async function runPaged(c: Case, nLayers: number, layer: number, seed: number, maxLength = 128) {
   const kc = await testKernels();
   const { pool, blockTable, sequences, layout } = buildPool(c, nLayers, layer, seed);
   const batch = c.lengths.length;
-  const shape: PagedAttentionShape = { ...c, nLayers, layer, batch, maxLength: 128 };
+  const shape: PagedAttentionShape = { ...c, nLayers, layer, batch, maxLength };
   const qDim = c.nHeads * c.headDim;
   const q = seededRandom(seed + 1)(batch * qDim, 2);
 
@@ -83,15 +97,17 @@ async function runPaged(c: Case, nLayers: number, layer: number, seed: number) {
   const outputs: Record<string, Float32Array> = {};
   const partialsLength = pagedAttentionPartialsLength(shape);
   const partialsBuffer = upload(kc.device, new Float32Array(partialsLength + guard).fill(sentinel));
+  const scoresBuffer = upload(kc.device, new Float32Array(pagedAttentionScoresLength(shape) + guard).fill(sentinel));
   for (const variant of pagedAttentionVariants) {
     const out = upload(kc.device, new Float32Array(batch * qDim + guard).fill(sentinel));
-    const dispatches = await createPagedAttention(kc, variant.name, { ...buffers, out, partials: partialsBuffer }, shape, variant.name);
-    expect(dispatches.map((d) => d.workgroups)).toEqual(variant.name === 'whole' ? [[c.nHeads, 1, batch]] : [[c.nHeads, pagedAttentionChunks(shape), batch], [c.nHeads, 1, batch]]);
+    const dispatches = await createPagedAttention(kc, variant.name, { ...buffers, out, partials: partialsBuffer, scores: scoresBuffer }, shape, variant.name);
+    expect(dispatches.map((d) => d.workgroups)).toEqual(expectedGrids(shape)[variant.name]);
     await run(kc.device, ...dispatches);
     outputs[variant.name] = await downloadF32(kc.device, out);
   }
   const partials = await downloadF32(kc.device, partialsBuffer);
-  return { kc, shape, q, pool, blockTable, sequences, layout, expected, outputs, partials, qDim };
+  const scores = await downloadF32(kc.device, scoresBuffer);
+  return { kc, shape, q, pool, blockTable, sequences, layout, expected, outputs, partials, scores, qDim };
 }
 
 function expectGuardIntact(values: Float32Array, n: number): void {
@@ -113,7 +129,7 @@ const cases: [string, Case][] = [
 ];
 
 describe('paged attention', () => {
-  it.each(cases)('%s: both variants match the reference, partials match online softmax', async (_, c) => {
+  it.each(cases)('%s: every variant matches the reference, partials match online softmax', async (_, c) => {
     const nLayers = 3;
     const layer = c.lengths.length % nLayers;
     const { shape, q, pool, blockTable, sequences, layout, expected, outputs, partials, qDim } = await runPaged(c, nLayers, layer, c.headDim * 31 + c.lengths[0]);
@@ -126,8 +142,9 @@ describe('paged attention', () => {
     }
     if (c.lengths.includes(0)) {
       const empty = c.lengths.indexOf(0);
-      expect(Array.from(outputs.splitK.subarray(empty * qDim, (empty + 1) * qDim)).every((v) => v === 0)).toBe(true);
-      expect(Array.from(outputs.whole.subarray(empty * qDim, (empty + 1) * qDim)).every((v) => v === 0)).toBe(true);
+      for (const variant of pagedAttentionVariants) {
+        expect(Array.from(outputs[variant.name].subarray(empty * qDim, (empty + 1) * qDim)).every((v) => v === 0)).toBe(true);
+      }
     }
 
     // each live chunk's (m, l, acc) against the token-by-token online softmax over the same tokens
@@ -185,6 +202,61 @@ describe('paged attention', () => {
   });
 });
 
+// The unfused baseline on batches of different odd lengths: its output against the f64 reference
+// and the fused kernel (same NMSE and |error| bounds as above), and its softmax rows, read back
+// from the scores buffer, against the reference's probabilities to 1e-6 absolute (f32 scores and
+// exp carry a few ulps of a probability at most 1). Rows are maxLength = 101 apart, so no row
+// starts on a tile boundary; slots of a row past its sequence's end must keep their sentinel.
+const probabilityError = 1e-6;
+const unfusedMaxLength = 101;
+const unfusedCases: [string, Case][] = [
+  ['MHA, block 8', { nHeads: 4, nKvHeads: 4, headDim: 8, blockSize: 8, lengths: [1, 7, 33, 100], workgroupSize: 16, chunkSize: 32 }],
+  ['GQA 2, block 16', { nHeads: 4, nKvHeads: 2, headDim: 16, blockSize: 16, lengths: [100, 33, 7, 1], workgroupSize: 16, chunkSize: 32 }],
+  ['GQA 4, block 32', { nHeads: 8, nKvHeads: 2, headDim: 8, blockSize: 32, lengths: [33, 100, 1, 7], workgroupSize: 16, chunkSize: 32 }],
+  // 8 threads: two q elements per thread in the scores pass, 13 scores per thread in the softmax
+  ['GQA 4, head wider than the workgroup', { nHeads: 4, nKvHeads: 1, headDim: 16, blockSize: 16, lengths: [7, 100], workgroupSize: 8, chunkSize: 24 }],
+  ['GQA 2, default tiling', { nHeads: 4, nKvHeads: 2, headDim: 16, blockSize: 32, lengths: [100, 33], workgroupSize: 64, chunkSize: 256 }],
+];
+
+describe('unfused paged attention', () => {
+  it.each(unfusedCases)('%s: matches the reference and the fused kernel, its rows hold the softmax', async (_, c) => {
+    const nLayers = 2;
+    const layer = 1;
+    const run = await runPaged(c, nLayers, layer, 97 + c.nHeads * c.headDim, unfusedMaxLength);
+    const { shape, q, pool, blockTable, sequences, layout, expected, outputs, scores, qDim } = run;
+    const n = c.lengths.length * qDim;
+    const unfused = outputs.unfused.subarray(0, n);
+    expect(nmse(unfused, expected)).toBeLessThan(tolerance);
+    expect(maxAbsDiff(unfused, expected)).toBeLessThan(maxAbsError);
+    expect(maxAbsDiff(unfused, outputs.whole.subarray(0, n))).toBeLessThan(maxAbsError);
+    expectGuardIntact(outputs.unfused, n);
+
+    for (const [s, sequence] of sequences.entries()) {
+      const keys = new Float32Array(sequence.length * layout.kvDim);
+      gatherSequence(keys, new Float32Array(keys.length), pool, layout, layer, blockTable, sequence);
+      for (let h = 0; h < c.nHeads; h++) {
+        const start = (s * c.nHeads + h) * unfusedMaxLength;
+        const row = scores.subarray(start, start + unfusedMaxLength);
+        const probabilities = attentionProbabilities(q.subarray(s * qDim, (s + 1) * qDim), keys, sequence.length, h, c);
+        expect(maxAbsDiff(row.subarray(0, sequence.length), probabilities)).toBeLessThan(probabilityError);
+        expect(Array.from(row.subarray(sequence.length)).every((v) => v === sentinel)).toBe(true);
+      }
+    }
+    expectGuardIntact(scores, pagedAttentionScoresLength(shape));
+  });
+
+  it('needs a scores buffer', async () => {
+    const kc = await testKernels();
+    const buffer = upload(kc.device, new Float32Array(64));
+    const shape: PagedAttentionShape = { nHeads: 4, nKvHeads: 2, headDim: 8, nLayers: 1, layer: 0, blockSize: 8, batch: 1, maxLength: 16, workgroupSize: 16, chunkSize: 32 };
+    const buffers = { q: buffer, kvPool: buffer, blockTable: buffer, seqInfo: buffer, out: buffer };
+    const refused = createPagedAttention(kc, 'unfused', buffers, shape, 'unfused');
+    await expect(refused).rejects.toThrow(RequestError);
+    await expect(refused).rejects.toThrow('paged-attention variant "unfused" needs a scores buffer (pagedAttentionScoresLength(shape) f32)');
+    expect(pagedAttentionScoresLength(shape)).toBe(4 * 16);
+  });
+});
+
 describe('paged attention reference', () => {
   it.each([1, 5, 16, 40, 41])('chunks of %i tokens give the same attention as one softmax', (chunkSize) => {
     const shape = { nHeads: 4, nKvHeads: 2, headDim: 8 };
@@ -205,7 +277,7 @@ describe('paged attention reference', () => {
 
 describe('paged attention variants', () => {
   const shape: PagedAttentionShape = { nHeads: 8, nKvHeads: 2, headDim: 64, nLayers: 4, layer: 0, blockSize: 16, batch: 2, maxLength: 1024, workgroupSize: 64, chunkSize: 256 };
-  const [whole, splitK] = pagedAttentionVariants;
+  const [whole, splitK, unfused] = pagedAttentionVariants;
 
   it('cost: K and V rows per query head, one block-table entry per token, 4·L·headDim flops per head', () => {
     const lengths = [300, 1];
@@ -216,6 +288,21 @@ describe('paged attention variants', () => {
     // 2 + 1 live chunks per head; a grid of 4 chunk slots per (head, sequence)
     expect(chunks).toEqual({ bytesRead: attended + 8 * 4 * 2 * 8 + 8 * 3 * 4 * 64, bytesWritten: 8 * 3 * 4 * 66, flops: 4 * 8 * 64 * 301 });
     expect(reduce).toEqual({ bytesRead: 8 * 3 * 4 * 66 + 16 * 8, bytesWritten: 16 * 4 * 64, flops: 8 * 3 * 2 * 65 + 16 * 64 });
+  });
+
+  it('cost: unfused counts every trip of the scores through memory', () => {
+    expect(unfused.name).toBe('unfused');
+    const lengths = [300, 1];
+    const scores = 8 * 301; // (head, token) pairs
+    const kvRowBytes = 4 * 64;
+    const [qk, softmax, weightedSum] = unfused.cost(shape, lengths);
+    // a grid of 16 tiles of 64 tokens per (head, sequence); 5 + 1 tiles per head hold tokens and read q
+    expect(qk).toEqual({ bytesRead: scores * (kvRowBytes + 4) + 8 * 16 * 2 * 8 + 8 * 6 * kvRowBytes, bytesWritten: 4 * scores, flops: scores * (2 * 64 + 1) });
+    expect(softmax).toEqual({ bytesRead: 3 * 4 * scores + 16 * 8, bytesWritten: 2 * 4 * scores, flops: 5 * scores });
+    expect(weightedSum).toEqual({ bytesRead: scores * (4 + 4 + kvRowBytes) + 16 * 8, bytesWritten: 16 * 4 * 64, flops: 2 * 64 * scores });
+    // the fused kernel's 4·headDim flops per score, plus the scale and the softmax's 5
+    const flops = [qk, softmax, weightedSum].reduce((sum, c) => sum + c.flops, 0);
+    expect(flops - whole.cost(shape, lengths)[0].flops).toBe(6 * scores);
   });
 
   it('requirements name what a small adapter lacks', () => {
@@ -233,5 +320,9 @@ describe('paged attention variants', () => {
     expect(whole.requires(shape)).toEqual({ features: [], invocations: 64, workgroupStorageBytes: 4 * (2 * 64 + 3 * 64) });
     expect(missingPagedAttentionRequirements(adapter, splitK, shape)).toEqual(['64 threads per workgroup (limit 32)', '1280 bytes of workgroup storage (limit 1024)']);
     expect(missingPagedAttentionRequirements(adapter, whole, { ...shape, headDim: 16, workgroupSize: 32 })).toEqual([]);
+    // unfused: q in the scores pass or one partial per thread in the softmax, whichever is larger
+    expect(unfused.requires(shape)).toEqual({ features: [], invocations: 64, workgroupStorageBytes: 4 * 64 });
+    expect(unfused.requires({ ...shape, headDim: 128 })).toEqual({ features: [], invocations: 64, workgroupStorageBytes: 4 * 128 });
+    expect(missingPagedAttentionRequirements(adapter, unfused, { ...shape, workgroupSize: 32 })).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
-// Decode attention over a paged KV cache for a batch of sequences, with online softmax, in two
-// variants the lab can compare: `whole` (one workgroup per head walks the context) and `splitK`
-// (flash-decoding: chunks of the context across workgroups, then a merge pass). See
-// shaders/paged-attention.wgsl for the page layout and the math.
+// Decode attention over a paged KV cache for a batch of sequences, in three variants the lab can
+// compare: `whole` (online softmax, one workgroup per head walks the context), `splitK`
+// (flash-decoding: chunks of the context across workgroups, then a merge pass) and `unfused` (the
+// baseline: scores, softmax and the weighted sum as three kernels, the scores round-tripping
+// through memory). See shaders/paged-attention.wgsl for the page layout and the math.
 import type { AdapterReport } from '../engine.ts';
 import { RequestError } from '../errors.ts';
 import type { Cost, Dispatch, KernelContext } from '../gpu/kernel.ts';
@@ -18,10 +19,11 @@ export const pagedAttentionParams = [
   ['blockSize', 'u32'],
   ['chunkSize', 'u32'],
   ['maxChunks', 'u32'],
+  ['maxLength', 'u32'],
   ['scale', 'f32'],
 ] as const satisfies ParamLayout;
 
-export type PagedAttentionVariantName = 'whole' | 'splitK';
+export type PagedAttentionVariantName = 'whole' | 'splitK' | 'unfused';
 
 export interface PagedAttentionShape {
   nHeads: number;
@@ -34,7 +36,7 @@ export interface PagedAttentionShape {
   blockSize: number;
   /** Sequences (queries) per dispatch. */
   batch: number;
-  /** The longest context any sequence may reach: sizes the split-K grid and its partials. */
+  /** The longest context any sequence may reach: sizes the split-K and scores grids and their scratch buffers. */
   maxLength: number;
   /** Threads per workgroup, and tokens per online-softmax tile. */
   workgroupSize: number;
@@ -45,12 +47,18 @@ export interface PagedAttentionShape {
 /** Tiles of 64 tokens; chunks of 256 tokens give a 4k context 16 workgroups per head to spread over. */
 export const defaultPagedAttentionTiling = { workgroupSize: 64, chunkSize: 256 } as const;
 
-/** The three kernels of the family: the whole-context pass and split-K's two passes. */
-export type PagedAttentionPass = 'whole' | 'chunks' | 'reduce';
+/** The kernels of the family: the whole-context pass, split-K's two passes and the unfused three. */
+export type PagedAttentionPass = 'whole' | 'chunks' | 'reduce' | 'scores' | 'softmax' | 'weightedSum';
 
 /** The preprocessor flags of a pass (shaders/paged-attention.wgsl's header lists them). */
 export function pagedAttentionDefines(pass: PagedAttentionPass): WgslDefines {
-  return { CHUNK_PARTIALS: pass === 'chunks', REDUCE_PARTIALS: pass === 'reduce' };
+  return {
+    CHUNK_PARTIALS: pass === 'chunks',
+    REDUCE_PARTIALS: pass === 'reduce',
+    SCORES: pass === 'scores',
+    SOFTMAX: pass === 'softmax',
+    WEIGHTED_SUM: pass === 'weightedSum',
+  };
 }
 
 /** Split-K chunk slots per (sequence, head): enough for maxLength tokens. */
@@ -61,6 +69,16 @@ export function pagedAttentionChunks(shape: PagedAttentionShape): number {
 /** f32 elements of split-K's partials buffer: (batch, nHeads, chunks, m + l + headDim). */
 export function pagedAttentionPartialsLength(shape: PagedAttentionShape): number {
   return shape.batch * shape.nHeads * pagedAttentionChunks(shape) * (shape.headDim + 2);
+}
+
+/** f32 elements of the unfused variant's scores buffer: (batch, nHeads, maxLength). */
+export function pagedAttentionScoresLength(shape: PagedAttentionShape): number {
+  return shape.batch * shape.nHeads * shape.maxLength;
+}
+
+/** Unfused scores-pass tiles per (sequence, head): WORKGROUP_SIZE tokens each, enough for maxLength. */
+function scoreTiles(shape: PagedAttentionShape): number {
+  return Math.max(1, Math.ceil(shape.maxLength / shape.workgroupSize));
 }
 
 /** One sequence's slice of the block table and its length (tokens 0..length-1 are attended). */
@@ -130,6 +148,44 @@ export function pagedAttentionReduceCost(shape: PagedAttentionShape, lengths: re
   };
 }
 
+// The unfused passes: the scores are written once, swept three times and rewritten twice by the
+// softmax, and read once per workgroup by the weighted sum. These round trips are what the fused
+// variants save.
+
+/** unfused pass 1: every tile of the grid reads seqInfo; those that hold tokens read q once and each token's K row. */
+export function pagedAttentionScoresCost(shape: PagedAttentionShape, lengths: readonly number[]): Cost {
+  const { nHeads, headDim, workgroupSize } = shape;
+  const tokens = nHeads * lengths.reduce((sum, l) => sum + l, 0);
+  const grid = nHeads * scoreTiles(shape) * lengths.length;
+  const busy = nHeads * lengths.reduce((sum, l) => sum + chunksOf(l, workgroupSize), 0);
+  return {
+    bytesRead: tokens * (headDim * f32 + 4) + grid * seqInfoBytes + busy * headDim * f32,
+    bytesWritten: tokens * f32,
+    flops: tokens * (2 * headDim + 1),
+  };
+}
+
+/** unfused pass 2: three sweeps over each row (max; exp and sum; divide), two of them writing; 5 flops per score. */
+export function pagedAttentionSoftmaxCost({ nHeads }: PagedAttentionShape, lengths: readonly number[]): Cost {
+  const scores = nHeads * lengths.reduce((sum, l) => sum + l, 0);
+  return {
+    bytesRead: 3 * scores * f32 + nHeads * lengths.length * seqInfoBytes,
+    bytesWritten: 2 * scores * f32,
+    flops: 5 * scores,
+  };
+}
+
+/** unfused pass 3: per (head, sequence), each probability, block-table entry and V row once; 2 flops per product. */
+export function pagedAttentionWeightedSumCost({ nHeads, headDim }: PagedAttentionShape, lengths: readonly number[]): Cost {
+  const tokens = nHeads * lengths.reduce((sum, l) => sum + l, 0);
+  const outputs = nHeads * lengths.length * headDim;
+  return {
+    bytesRead: tokens * (f32 + 4 + headDim * f32) + nHeads * lengths.length * seqInfoBytes,
+    bytesWritten: outputs * f32,
+    flops: 2 * headDim * tokens,
+  };
+}
+
 // --- variants -------------------------------------------------------------------------------
 
 export interface PagedAttentionRequirements {
@@ -155,6 +211,11 @@ function attendRequirements({ headDim, workgroupSize }: PagedAttentionShape): Pa
   return { features: [], invocations: workgroupSize, workgroupStorageBytes: 4 * (2 * headDim + 3 * workgroupSize) };
 }
 
+/** The largest pass: q (headDim f32) in the scores pass, or one partial per thread in the softmax. */
+function unfusedRequirements({ headDim, workgroupSize }: PagedAttentionShape): PagedAttentionRequirements {
+  return { features: [], invocations: workgroupSize, workgroupStorageBytes: 4 * Math.max(headDim, workgroupSize) };
+}
+
 export const pagedAttentionVariants: readonly PagedAttentionVariant[] = [
   {
     name: 'whole',
@@ -169,6 +230,13 @@ export const pagedAttentionVariants: readonly PagedAttentionVariant[] = [
     passes: ['chunks', 'reduce'],
     requires: attendRequirements,
     cost: (shape, lengths) => [pagedAttentionChunksCost(shape, lengths), pagedAttentionReduceCost(shape, lengths)],
+  },
+  {
+    name: 'unfused',
+    description: 'three kernels: every score to memory, softmax over each row in place, then the probability-weighted sum of V',
+    passes: ['scores', 'softmax', 'weightedSum'],
+    requires: unfusedRequirements,
+    cost: (shape, lengths) => [pagedAttentionScoresCost(shape, lengths), pagedAttentionSoftmaxCost(shape, lengths), pagedAttentionWeightedSumCost(shape, lengths)],
   },
 ];
 
@@ -194,6 +262,8 @@ export interface PagedAttentionBuffers {
   out: GPUBuffer; // (batch, nHeads, headDim)
   /** split-K only: pagedAttentionPartialsLength(shape) f32. */
   partials?: GPUBuffer;
+  /** unfused only: pagedAttentionScoresLength(shape) f32. */
+  scores?: GPUBuffer;
 }
 
 /**
@@ -217,7 +287,7 @@ export async function createPagedAttention(
   const maxChunks = pagedAttentionChunks(shape);
   const params = {
     layout: pagedAttentionParams,
-    values: { nHeads, nKvHeads, kvDim: nKvHeads * headDim, nLayers, layer, blockSize, chunkSize, maxChunks, scale: 1 / Math.sqrt(headDim) },
+    values: { nHeads, nKvHeads, kvDim: nKvHeads * headDim, nLayers, layer, blockSize, chunkSize, maxChunks, maxLength: shape.maxLength, scale: 1 / Math.sqrt(headDim) },
   };
   const constants = { WORKGROUP_SIZE: workgroupSize, HEAD_DIM: headDim };
   const costs = variant.cost(shape, new Array<number>(batch).fill(1));
@@ -236,7 +306,42 @@ export async function createPagedAttention(
       }),
     ];
   }
-  if (!b.partials) throw new RequestError('paged-attention variant "splitK" needs a partials buffer');
+  if (variant.name === 'unfused') {
+    if (!b.scores) throw new RequestError('paged-attention variant "unfused" needs a scores buffer (pagedAttentionScoresLength(shape) f32)');
+    return Promise.all([
+      kc.dispatch({
+        label: `${label}.scores`,
+        family: 'paged-attention',
+        constants,
+        defines: pagedAttentionDefines('scores'),
+        params,
+        buffers: [b.q, b.kvPool, b.blockTable, b.seqInfo, b.scores],
+        workgroups: [nHeads, scoreTiles(shape), batch],
+        cost: costs[0],
+      }),
+      kc.dispatch({
+        label: `${label}.softmax`,
+        family: 'paged-attention',
+        constants,
+        defines: pagedAttentionDefines('softmax'),
+        params,
+        buffers: [b.seqInfo, b.scores],
+        workgroups: [nHeads, 1, batch],
+        cost: costs[1],
+      }),
+      kc.dispatch({
+        label: `${label}.weightedSum`,
+        family: 'paged-attention',
+        constants,
+        defines: pagedAttentionDefines('weightedSum'),
+        params,
+        buffers: [b.kvPool, b.blockTable, b.seqInfo, b.scores, b.out],
+        workgroups: [nHeads, 1, batch],
+        cost: costs[2],
+      }),
+    ]);
+  }
+  if (!b.partials) throw new RequestError('paged-attention variant "splitK" needs a partials buffer (pagedAttentionPartialsLength(shape) f32)');
   return Promise.all([
     kc.dispatch({
       label: `${label}.chunks`,

@@ -1,6 +1,7 @@
 // CPU reference for decode attention over a paged KV cache (shaders/paged-attention.wgsl).
 // `pagedAttention` gathers each sequence's K/V through its block table into contiguous rows and
-// runs plain causal attention for its one query, scores and softmax in f64. `chunkPartial` and
+// runs plain causal attention for its one query, scores and softmax in f64 (`attentionProbabilities`
+// is one head's softmax row, as the unfused kernel stores it). `chunkPartial` and
 // `mergePartials` spell out the online-softmax (flash-decoding) math the kernel uses, one token
 // at a time, so a test can check that the two agree and compare the kernel's partials with them.
 import type { SequenceSlot } from '../kernels/paged-attention.ts';
@@ -37,37 +38,47 @@ export function gatherSequence(
 }
 
 /**
+ * Head `head`'s softmax over the scores q·k / sqrt(headDim) of `length` contiguous keys
+ * (length, kvDim), in f64; q (nHeads * headDim). The unfused kernel stores this row.
+ */
+export function attentionProbabilities(q: Float32Array, keys: Float32Array, length: number, head: number, shape: AttentionShape): Float64Array {
+  const { nHeads, nKvHeads, headDim } = shape;
+  const kvDim = nKvHeads * headDim;
+  const qOffset = head * headDim;
+  const kvOffset = kvHeadOf(head, nHeads, nKvHeads) * headDim;
+  const scale = 1 / Math.sqrt(headDim);
+  const weights = new Float64Array(length); // (length)
+  let max = -Infinity;
+  for (let t = 0; t < length; t++) {
+    let dot = 0;
+    for (let i = 0; i < headDim; i++) dot += q[qOffset + i] * keys[t * kvDim + kvOffset + i];
+    weights[t] = dot * scale;
+    max = Math.max(max, weights[t]);
+  }
+  let sum = 0;
+  for (let t = 0; t < length; t++) {
+    weights[t] = Math.exp(weights[t] - max);
+    sum += weights[t];
+  }
+  for (let t = 0; t < length; t++) weights[t] /= sum;
+  return weights;
+}
+
+/**
  * One query (nHeads * headDim) attending to `length` contiguous K/V rows (length, kvDim), softmax
  * in f64; out (nHeads * headDim). No tokens (length 0) gives 0.
  */
 export function attendSequence(out: Float32Array, q: Float32Array, keys: Float32Array, values: Float32Array, length: number, shape: AttentionShape): void {
   const { nHeads, nKvHeads, headDim } = shape;
   const kvDim = nKvHeads * headDim;
-  const scale = 1 / Math.sqrt(headDim);
-  const weights = new Float64Array(length); // (length)
   for (let h = 0; h < nHeads; h++) {
-    const qOffset = h * headDim;
     const kvOffset = kvHeadOf(h, nHeads, nKvHeads) * headDim;
-
-    // scores q·k / sqrt(headDim), then softmax
-    let max = -Infinity;
-    for (let t = 0; t < length; t++) {
-      let dot = 0;
-      for (let i = 0; i < headDim; i++) dot += q[qOffset + i] * keys[t * kvDim + kvOffset + i];
-      weights[t] = dot * scale;
-      max = Math.max(max, weights[t]);
-    }
-    let sum = 0;
-    for (let t = 0; t < length; t++) {
-      weights[t] = Math.exp(weights[t] - max);
-      sum += weights[t];
-    }
-
+    const weights = attentionProbabilities(q, keys, length, h, shape);
     // weighted sum of the values
     for (let i = 0; i < headDim; i++) {
       let acc = 0;
       for (let t = 0; t < length; t++) acc += weights[t] * values[t * kvDim + kvOffset + i];
-      out[qOffset + i] = length === 0 ? 0 : acc / sum;
+      out[h * headDim + i] = acc;
     }
   }
 }
