@@ -15,11 +15,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const positive = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value > 0;
 
 describe('npm run bench -- --quick --json FILE', () => {
-  it('reports the roofline, every kernel variant and both models', { timeout: 180_000 }, async () => {
+  it('reports the roofline, every kernel variant and both models', { timeout: 300_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'bench-test-'));
     try {
       const file = join(dir, 'bench.json');
-      const { stdout } = await run(process.execPath, ['scripts/run-ts.mjs', 'src/cli/bench.ts', '--quick', '--json', file], { cwd: root, timeout: 170_000 });
+      const { stdout } = await run(process.execPath, ['scripts/run-ts.mjs', 'src/cli/bench.ts', '--quick', '--json', file], { cwd: root, timeout: 290_000 });
       const report = JSON.parse(await readFile(file, 'utf8'));
 
       expect(typeof report.adapter.vendor).toBe('string');
@@ -56,6 +56,21 @@ describe('npm run bench -- --quick --json FILE', () => {
       expect(report.e2e[0].bytesPerToken).toBeGreaterThan(1.0e6);
       expect(report.e2e[0].bytesPerToken).toBeLessThan(1.2e6);
       expect(report.e2e[3].bytesPerToken).toBeLessThan(report.e2e[0].bytesPerToken / 5);
+
+      // Batching (quick: stories260K at batch 1, 2, 4): a point per size, paged KV holding far
+      // less than contiguous allocation would, and the prefix cache serving the shared prompt.
+      expect(report.batching).toHaveLength(1);
+      const batching = report.batching[0];
+      expect(batching.points.map((p: { batchSize: number }) => p.batchSize)).toEqual([1, 2, 4]);
+      for (const p of batching.points) {
+        for (const key of ['aggregateTokensPerSecond', 'decodeTokensPerSecond', 'perUserTokensPerSecond', 'ttftMs', 'tpotMs', 'kvReservedBytes', 'kvLiveBytes']) expect(positive(p[key]), `${key} at batch ${p.batchSize}`).toBe(true);
+        expect(p.generatedTokens).toBe(4 * p.batchSize);
+        expect(p.kvReservedBytes).toBeGreaterThanOrEqual(p.kvLiveBytes);
+        expect(p.contiguousReservedBytes).toBeGreaterThan(10 * p.kvReservedBytes);
+      }
+      expect(batching.prefix.hitTokens).toBeGreaterThanOrEqual(3 * 16);
+      expect(batching.prefix.computedTokens).toBeGreaterThan(0);
+      expect(stdout).toMatch(/prefix cache: 4 requests sharing \d+ prompt tokens/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

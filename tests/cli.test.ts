@@ -1,7 +1,7 @@
 // The generate and record-trace commands as a user runs them: the --json line parses and holds the reference tokens;
 // bad input exits non-zero with a message naming the file.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,45 @@ describe('npm run generate', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('--prompts FILE runs every line as one batch; each sequence holds the tokens it gets alone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lab-prompts-'));
+    try {
+      const file = join(dir, 'prompts.txt');
+      const prompts = ['Once upon a time', 'The cat sat on the mat and', 'Lily went to the park'];
+      await writeFile(file, `${prompts.join('\n')}\n\n`);
+      const last = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+      const batch = last((await generate('--model', `${stories}stories260K.bin`, '--prompts', file, '--max-tokens', '10', '--page-size', '8', '--json')).stdout);
+      expect(batch.sequences.map((s: { prompt: string }) => s.prompt)).toEqual(prompts);
+      for (const [i, s] of batch.sequences.entries()) {
+        const alone = last((await generate('--model', `${stories}stories260K.bin`, '--prompt', prompts[i], '--max-tokens', '10', '--json')).stdout);
+        expect(s.tokens).toEqual(alone.tokens);
+        expect(s.text).toBe(alone.text);
+        expect(s.ttftMs).toBeGreaterThan(0);
+        expect(s.tpotMs).toBeGreaterThan(0);
+      }
+      expect(batch.aggregateTokensPerSecond).toBeGreaterThan(0);
+      expect(batch.kv).toMatchObject({ mode: 'paged', pageSize: 8 });
+      expect(batch.kv.reservedBytes).toBeGreaterThanOrEqual(batch.kv.liveBytes);
+      expect(batch.kv.liveBytes).toBeGreaterThan(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--batch N runs N copies with seeds S, S+1, ...; --kv contiguous reserves the whole context for each', async () => {
+    const last = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+    const common = ['--model', `${stories}stories260K.bin`, '--prompt', 'Once upon a time', '--max-tokens', '8', '--temperature', '0.9', '--json'];
+    const batch = last((await generate(...common, '--batch', '2', '--seed', '5', '--kv', 'contiguous', '--max-context', '64')).stdout);
+    const seed6 = last((await generate(...common, '--seed', '6', '--max-context', '64')).stdout);
+    expect(batch.sequences).toHaveLength(2);
+    expect(batch.sequences[1].tokens).toEqual(seed6.tokens);
+    // stories260K keeps 1,280 bytes of K/V per token: two sequences x 64 tokens reserved.
+    expect(batch.kv).toMatchObject({ mode: 'contiguous', reservedBytes: 2 * 64 * 1280 });
+    const error = await generate('--model', `${stories}stories260K.bin`, '--batch', '2', '--kv', 'ring').catch((e: { code: number; stderr: string }) => e);
+    expect(error).toMatchObject({ code: 2 });
+    expect((error as { stderr: string }).stderr).toContain('--kv must be paged or contiguous, got "ring"');
   });
 
   it('rejects a bad option value with usage help', async () => {

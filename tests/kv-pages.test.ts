@@ -94,6 +94,33 @@ describe('page pool', () => {
   });
 });
 
+describe('contiguous runs', () => {
+  it('places an empty sequence in one run of consecutive pages, and finds none once free pages are scattered', () => {
+    const pool = new PagePool(8, 16);
+    const a = new SequenceKv(pool, 'a');
+    const b = new SequenceKv(pool, 'b');
+    expect(a.append(3 * 16, 'run')).toBe(true);
+    expect(b.append(2 * 16 - 5, 'run')).toBe(true);
+    expect(a.blockTable).toEqual([0, 1, 2]);
+    expect(b.blockTable).toEqual([3, 4]);
+    a.free();
+    // Six pages are free (0-2 and 5-7) but no four of them are consecutive: external fragmentation.
+    expect(pool.freePages).toBe(6);
+    const c = new SequenceKv(pool, 'c');
+    expect(c.append(4 * 16, 'run')).toBe(false);
+    expect(c.blockTable).toEqual([]);
+    expect(pool.freePages).toBe(6);
+    expect(c.append(3 * 16, 'run')).toBe(true);
+    expect(c.blockTable).toEqual([0, 1, 2]);
+    // Paged placement takes whatever is free.
+    const d = new SequenceKv(pool, 'd');
+    expect(d.append(3 * 16)).toBe(true);
+    expect([...d.blockTable].sort()).toEqual([5, 6, 7]);
+    expect(pool.freePages).toBe(0);
+    expect(() => c.append(1, 'run')).toThrow(/only an empty sequence is placed as one run/);
+  });
+});
+
 describe('sequences', () => {
   it('reserves pages as tokens are appended and releases them on free', () => {
     const pool = new PagePool(8, 8);

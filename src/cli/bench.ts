@@ -1,17 +1,23 @@
-// npm run -s bench -- [--suite kernels|e2e|all] [--quick] [--json FILE]
+// npm run -s bench -- [--suite kernels|e2e|batching|all] [--quick] [--json FILE]
 // Puts the kernels against the roofline: measures this adapter's memory bandwidth, then
 //   kernels: every weight format x matvec variant at LLM shapes (GB/s, fraction of the probe,
 //            error against the CPU reference), and how much faster q4_0 is than f32;
 //   e2e:     prefill and decode tokens/second of stories260K and of synthetic weights at
 //            SmolLM2-135M's shapes, with the bytes a decode step reads and the fraction of the
-//            roofline that reaches.
+//            roofline that reaches;
+//   batching: continuous batching at batch sizes 1...32 and two prompt lengths (per-user and total
+//            tokens/s, TTFT, TPOT, KV bytes held and wasted, paged against contiguous), the batch-8
+//            over batch-1 decode ratio, and the prefix cache on requests sharing a long prefix.
 // --quick uses small shapes and a 2-layer synthetic model, so CI finishes it on a software adapter.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchBatching, type BatchBenchResult, type BatchPoint } from '../engine/bench/batch-bench.ts';
 import { benchDecode, type DecodeBenchOptions, type DecodeResult } from '../engine/bench/decode-bench.ts';
 import { benchMatvec, fastest, type MatrixShape, type MatvecResult } from '../engine/bench/matvec-bench.ts';
 import type { AdapterReport } from '../engine/engine.ts';
+import { createEngine } from '../engine/index.ts';
+import type { FileSource } from '../engine/model/files.ts';
 import { requestGpu, type GpuContext } from '../engine/gpu/device.ts';
 import { KernelContext } from '../engine/gpu/kernel.ts';
 import { measureBandwidth, type BandwidthResult } from '../engine/kernels/bandwidth.ts';
@@ -22,9 +28,10 @@ import { nodeGpu } from '../node/gpu.ts';
 import { parseOptions, UsageError } from './args.ts';
 import { labModelsDir, makeModel } from './make-model.ts';
 
-const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|all] [--quick] [--json FILE]';
+const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|batching|all] [--quick] [--json FILE]';
 
-type Suite = 'kernels' | 'e2e' | 'all';
+const suites = ['kernels', 'e2e', 'batching', 'all'] as const;
+type Suite = (typeof suites)[number];
 
 interface Plan {
   shapes: MatrixShape[];
@@ -39,6 +46,13 @@ interface Plan {
   prompt: string;
   maxTokens: number;
   runs: number;
+  batching: {
+    batchSizes: number[];
+    promptTokens: number[];
+    maxTokens: number;
+    /** Also run synthetic weights at SmolLM2-135M's shapes, whose weights dominate a step's traffic. */
+    synthetic: boolean;
+  };
 }
 
 const plans: Record<'full' | 'quick', Plan> = {
@@ -58,6 +72,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     prompt: 'Once upon a time, there was a little girl named Lily. She loved to play outside.',
     maxTokens: 64,
     runs: 3,
+    batching: { batchSizes: [1, 2, 4, 8, 16, 32], promptTokens: [16, 128], maxTokens: 64, synthetic: true },
   },
   quick: {
     shapes: [
@@ -75,6 +90,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     prompt: 'Once upon a time',
     maxTokens: 6,
     runs: 1,
+    batching: { batchSizes: [1, 2, 4], promptTokens: [8], maxTokens: 4, synthetic: false },
   },
 };
 
@@ -86,6 +102,7 @@ export interface BenchReport {
   /** The q4_0-versus-f32 comparison at the plan's headline shape (absent without both formats). */
   headline?: { rows: number; cols: number; f32: { variant: string; ms: number }; q4_0: { variant: string; ms: number }; speedup: number };
   e2e: DecodeResult[];
+  batching: BatchBenchResult[];
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -103,7 +120,7 @@ export async function main(args: string[]): Promise<number> {
       console.log(usage);
       return 0;
     }
-    if (!['kernels', 'e2e', 'all'].includes(values.suite!)) throw new UsageError(`--suite must be kernels, e2e or all, got "${values.suite}"`);
+    if (!(suites as readonly string[]).includes(values.suite!)) throw new UsageError(`--suite must be one of ${suites.join(', ')}, got "${values.suite}"`);
     suite = values.suite as Suite;
     plan = plans[values.quick ? 'quick' : 'full'];
     jsonPath = values.json;
@@ -134,9 +151,9 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
   const kc = new KernelContext(gpu);
   const probe = await measureBandwidth(kc);
   console.log(`roofline probe: read ${fixed(probe.readGBps)} GB/s, copy ${fixed(probe.copyGBps)} GB/s (${mib(probe.bytes)} buffer, ${probe.method} timing)\n`);
-  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [] };
+  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [], batching: [] };
 
-  if (suite !== 'e2e') {
+  if (suite === 'kernels' || suite === 'all') {
     const table = new Table([['matvec', 11], ['format', 10], ['variant', 8], ['ms', 9], ['± sd', 9], ['GB/s', 7], ['of probe', 8], ['max |err|', 9]]);
     report.kernels = await benchMatvec(kc, plan.shapes, {
       probeGBps: probe.readGBps,
@@ -150,7 +167,7 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
     if (h) console.log(`\nat ${h.rows}x${h.cols} the best q4_0 (${h.q4_0.variant}, ${fixed(h.q4_0.ms)} ms) is ${h.speedup.toFixed(2)}x as fast as the best f32 (${h.f32.variant}, ${fixed(h.f32.ms)} ms)\n`);
   }
 
-  if (suite !== 'kernels') {
+  if (suite === 'e2e' || suite === 'all') {
     const table = new Table([['model', 55], ['format', 6], ['prompt', 6], ['generated', 9], ['prefill tok/s', 13], ['decode tok/s', 15], ['MB/token', 8], ['of roofline', 11]]);
     const show = (r: DecodeResult) => {
       report.e2e.push(r);
@@ -162,7 +179,38 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
     for (const weightFormat of formats) show(await benchDecode(gpu, { ...common, weightFormat, label: 'stories260K', ...stories }));
     for (const result of await benchSynthetic(gpu, common, formats, plan.syntheticLayers)) show(result);
   }
+
+  if (suite === 'batching' || suite === 'all') {
+    const stories = openModelPath(join(labModelsDir(), 'stories260K', 'stories260K.bin'));
+    report.batching.push(await benchBatchingOn('stories260K', stories, plan));
+    if (plan.batching.synthetic) {
+      await withSyntheticModel(plan.syntheticLayers, async (label, files) => {
+        for (const weightFormat of ['f32', 'q4_0'] as const) report.batching.push(await benchBatchingOn(label, { files, entry: '' }, plan, weightFormat));
+      });
+    }
+  }
   return report;
+}
+
+/** The batching suite on one model: a table of points, then the batch-8 ratio and the prefix cache. */
+async function benchBatchingOn(label: string, model: { files: FileSource; entry: string }, plan: Plan, weightFormat: WeightFormat = 'f32'): Promise<BatchBenchResult> {
+  console.log(`\nbatching: ${label}, ${weightFormat} (paged KV, 16-token pages, every point run twice and the second timed)`);
+  const table = new Table([['batch', 5], ['prompt', 6], ['total tok/s', 11], ['decode tok/s', 12], ['per user', 8], ['TTFT ms', 8], ['TPOT ms', 8], ['KV held', 9], ['KV waste', 9], ['contig. held', 12], ['contig. waste', 13]]);
+  const engine = await createEngine({ gpu: nodeGpu(), ...model, weightFormat });
+  try {
+    const result = await benchBatching(engine, {
+      ...plan.batching,
+      pageSize: 16,
+      onPoint: (p: BatchPoint) =>
+        table.row([`${p.batchSize}`, `${p.promptTokens}`, fixed(p.aggregateTokensPerSecond), fixed(p.decodeTokensPerSecond), fixed(p.perUserTokensPerSecond), fixed(p.ttftMs), fixed(p.tpotMs), kib(p.kvReservedBytes), kib(p.kvWasteBytes), kib(p.contiguousReservedBytes), kib(p.contiguousWasteBytes)]),
+    });
+    for (const { promptTokens, ratio } of result.batch8Speedup) console.log(`decode tokens/s at batch 8 over batch 1 (${promptTokens}-token prompt): ${ratio.toFixed(2)}x (target on a discrete GPU: >= 5x)`);
+    const p = result.prefix;
+    console.log(`prefix cache: ${p.requests} requests sharing ${p.sharedPrefixTokens} prompt tokens: ${p.hitTokens} tokens served from the cache, ${p.computedTokens} computed; TTFT ${fixed(p.ttftWithCacheMs)} ms with the cache, ${fixed(p.ttftWithoutCacheMs)} ms without`);
+    return result;
+  } finally {
+    engine.dispose();
+  }
 }
 
 /** Generates SmolLM2-135M-shape weights into a temporary folder, benchmarks them in each format, deletes them. */
@@ -172,14 +220,20 @@ async function benchSynthetic(
   formats: readonly WeightFormat[],
   layers?: number,
 ): Promise<DecodeResult[]> {
+  const results: DecodeResult[] = [];
+  await withSyntheticModel(layers, async (label, files) => {
+    for (const weightFormat of formats) results.push(await benchDecode(gpu, { ...common, weightFormat, label, files, entry: '' }));
+  });
+  return results;
+}
+
+/** Writes SmolLM2-135M-shape weights to a temporary Hugging Face folder for `use`, then deletes them. */
+async function withSyntheticModel(layers: number | undefined, use: (label: string, files: FileSource) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'lab-bench-'));
   try {
     const made = await makeModel({ like: 'smollm2-135m', out: dir, format: 'hf', dtype: 'bf16', layers });
     const shapes = 'synthetic weights, SmolLM2-135M shapes';
-    const label = made.config.nLayers === made.fullLayers ? shapes : `${shapes} (${made.config.nLayers} of ${made.fullLayers} layers)`;
-    const results: DecodeResult[] = [];
-    for (const weightFormat of formats) results.push(await benchDecode(gpu, { ...common, weightFormat, label, files: directorySource(made.model), entry: '' }));
-    return results;
+    await use(made.config.nLayers === made.fullLayers ? shapes : `${shapes} (${made.config.nLayers} of ${made.fullLayers} layers)`, directorySource(made.model));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -215,6 +269,10 @@ function fixed(value: number): string {
 
 function percent(fraction: number): string {
   return `${(100 * fraction).toFixed(1)}%`;
+}
+
+function kib(bytes: number): string {
+  return `${(bytes / 1024).toFixed(0)} KiB`;
 }
 
 function mib(bytes: number): string {

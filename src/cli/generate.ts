@@ -1,10 +1,18 @@
 // npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
 //                        [--temperature T] [--seed S] [--max-context N] [--format F]
 //                        [--matvec-variant V] [--sampler gpu|cpu] [--json]
+//                        [--prompts FILE | --batch N] [--kv paged|contiguous] [--page-size N]
+//                        [--attention fused|splitK|unfused] [--no-prefix-cache]
 // PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
 // last line of stdout is one JSON object with the tokens, text and timings.
+// --prompts (one prompt per line) or --batch (N copies of --prompt, seeds S, S+1, ...) run all the
+// prompts as one continuous batch; --kv then picks how sequences take KV pages (default paged).
+// Without them, --kv paged runs the single generation through the paged, batched path.
+import { readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { BatchGenerateResult, Engine } from '../engine/engine.ts';
 import { createEngine } from '../engine/index.ts';
+import { blockSizes } from '../engine/kv/page-pool.ts';
 import { directorySource, openModelPath } from '../node/fs-source.ts';
 import { nodeGpu } from '../node/gpu.ts';
 import type { MatvecVariantName } from '../engine/kernels/matvec.ts';
@@ -15,7 +23,30 @@ import { numberOption, parseOptions, UsageError } from './args.ts';
 const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--prompt TEXT] [--max-tokens N]
                                [--temperature T] [--seed S] [--max-context N] [--json]
                                [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]
-                               [--sampler gpu|cpu]`;
+                               [--sampler gpu|cpu] [--prompts FILE | --batch N] [--kv paged|contiguous]
+                               [--page-size ${blockSizes.join('|')}] [--attention fused|splitK|unfused] [--no-prefix-cache]`;
+
+const attentions = ['fused', 'splitK', 'unfused'] as const;
+
+/** The last JSON line of a batched run: one entry per sequence, then the batch's figures. */
+function batchJson(result: BatchGenerateResult, engine: Engine) {
+  const { sequences, aggregateTokensPerSecond, perUserTokensPerSecond, wallMs, steps, rows, maxBatch, kvPeak, prefix, attention } = result;
+  return {
+    sequences: sequences.map(({ prompt, tokens, text, promptTokens, generatedTokens, cachedTokens, ttftMs, tpotMs, stopReason }) => ({ prompt, tokens, text, promptTokens, generatedTokens, cachedTokens, ttftMs, tpotMs, stopReason })),
+    aggregateTokensPerSecond,
+    perUserTokensPerSecond,
+    wallMs,
+    steps,
+    rows,
+    maxBatch,
+    kv: { mode: kvPeak.mode, pageSize: kvPeak.pageSize, reservedBytes: kvPeak.reservedBytes, liveBytes: kvPeak.liveBytes, wasteBytes: kvPeak.reservedBytes - kvPeak.liveBytes, poolPages: kvPeak.pageCount, pageBytes: kvPeak.pageBytes },
+    prefixCache: prefix,
+    attention,
+    model: engine.model.source,
+    weightFormat: engine.model.weightFormat,
+    adapter: engine.adapter,
+  };
+}
 
 export async function main(args: string[]): Promise<number> {
   let values;
@@ -31,6 +62,12 @@ export async function main(args: string[]): Promise<number> {
       format: { type: 'string', default: 'f32' },
       'matvec-variant': { type: 'string' },
       sampler: { type: 'string', default: 'gpu' },
+      prompts: { type: 'string' },
+      batch: { type: 'string' },
+      kv: { type: 'string' },
+      'page-size': { type: 'string' },
+      attention: { type: 'string', default: 'fused' },
+      'no-prefix-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -45,6 +82,9 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError(`--matvec-variant must be one of ${matvecVariants.map((v) => v.name).join(', ')}, got "${variant}"`);
     }
     if (values.sampler !== 'gpu' && values.sampler !== 'cpu') throw new UsageError(`--sampler must be gpu or cpu, got "${values.sampler}"`);
+    if (values.kv !== undefined && values.kv !== 'paged' && values.kv !== 'contiguous') throw new UsageError(`--kv must be paged or contiguous, got "${values.kv}"`);
+    if (!(attentions as readonly string[]).includes(values.attention!)) throw new UsageError(`--attention must be one of ${attentions.join(', ')}, got "${values.attention}"`);
+    if (values.prompts !== undefined && values.batch !== undefined) throw new UsageError('--prompts and --batch each make a batch: give one of them');
   } catch (error) {
     console.error(`error: ${(error as Error).message}\n${usage}`);
     return 2;
@@ -55,6 +95,11 @@ export async function main(args: string[]): Promise<number> {
     const temperature = numberOption(values.temperature, 'temperature', 0, (n) => n >= 0, 'a number >= 0');
     const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2^32)');
     const maxContext = numberOption(values['max-context'], 'max-context', 2048, (n) => Number.isInteger(n) && n >= 2, 'a whole number >= 2');
+    const pageSize = numberOption(values['page-size'], 'page-size', 16, (n) => (blockSizes as readonly number[]).includes(n), `one of ${blockSizes.join(', ')}`);
+    const copies = numberOption(values.batch, 'batch', 1, (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number from 1 to 256');
+    const batchPrompts = values.prompts !== undefined ? readPrompts(values.prompts) : values.batch !== undefined ? new Array<string>(copies).fill(values.prompt!) : null;
+    if (batchPrompts && values.sampler === 'cpu') throw new UsageError('--sampler cpu samples one sequence at a time: a batch samples on the GPU');
+    const kv = (values.kv ?? (batchPrompts ? 'paged' : 'contiguous')) as 'paged' | 'contiguous';
     const { files, entry } = openModelPath(values.model!);
     const tokenizer = values.tokenizer ? { files: directorySource(dirname(values.tokenizer)), path: basename(values.tokenizer) } : undefined;
 
@@ -67,8 +112,27 @@ export async function main(args: string[]): Promise<number> {
       weightFormat: values.format as WeightFormat,
       matvecVariant: values['matvec-variant'] as MatvecVariantName | undefined,
       sampler: values.sampler as 'gpu' | 'cpu',
+      kvCache: batchPrompts ? 'contiguous' : kv,
+      pageSize,
+      prefixCache: !values['no-prefix-cache'],
+      attention: values.attention as (typeof attentions)[number],
     });
     try {
+      if (batchPrompts) {
+        const requests = batchPrompts.map((prompt, i) => ({ prompt, maxTokens, temperature, seed: (seed + i) >>> 0 }));
+        const result = await engine.generateBatch({ requests, kv, pageSize, maxBatch: Math.min(requests.length, 32) });
+        if (values.json) {
+          console.log(JSON.stringify(batchJson(result, engine)));
+        } else {
+          result.sequences.forEach((s, i) => console.log(`--- sequence ${i} (seed ${requests[i].seed}) ---\n${s.prompt}${s.text}`));
+          const { kvPeak } = result;
+          console.error(
+            `\n${result.sequences.length} sequences, ${result.aggregateTokensPerSecond.toFixed(1)} tokens/s in all, ${result.perUserTokensPerSecond.toFixed(1)} per user; ` +
+              `KV ${kv}: ${kvPeak.reservedBytes} bytes reserved, ${kvPeak.liveBytes} live at the peak; prefix cache ${result.prefix.hitTokens} tokens hit, ${result.prefix.computedTokens} computed`,
+          );
+        }
+        return 0;
+      }
       const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed }, (event) => {
         if (!values.json) process.stdout.write(event.text);
       });
@@ -89,4 +153,17 @@ export async function main(args: string[]): Promise<number> {
     console.error(`error: ${(error as Error).message}`);
     return 1;
   }
+}
+
+/** One prompt per non-empty line (a trailing newline adds none). */
+function readPrompts(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --prompts ${path}: ${(error as Error).message}`);
+  }
+  const prompts = text.split(/\r?\n/).filter((line) => line.trim() !== '');
+  if (prompts.length === 0) throw new UsageError(`--prompts ${path} holds no prompt (one per line)`);
+  return prompts;
 }

@@ -1,5 +1,7 @@
 // The engine's public contract. Two implementations share it: the in-process engine (Node CLI,
 // tests, and inside the Web Worker) and WorkerEngine (the page's proxy to the worker).
+import type { PageSnapshot } from './kv/page-pool.ts';
+import type { KvMemoryReport } from './kv/kv-memory.ts';
 import type { ModelConfig } from './model/types.ts';
 import type { BandwidthReport, EngineSettings, LoadReport, MemoryReport, SettingChoices, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 
@@ -100,10 +102,109 @@ export interface GenerateResult {
   stopReason: StopReason;
 }
 
+/** Many generations served together by continuous batching over a paged KV cache. */
+export interface BatchGenerateRequest {
+  /** One request per sequence, each with its own prompt, max tokens, temperature, seed (and chat); `inspect` is not supported here. */
+  requests: GenerateRequest[];
+  /** Sequences running at once (default: all of them, at most 32); the others wait for a slot. */
+  maxBatch?: number;
+  /**
+   * 'paged' (default): a sequence gets pages as its tokens arrive. 'contiguous': each sequence
+   * takes one run of pages as long as the whole context when it is admitted (the baseline).
+   */
+  kv?: 'paged' | 'contiguous';
+  /** Tokens per KV page: 8, 16 (default) or 32. */
+  pageSize?: number;
+  /** Serve full pages of earlier prompts from the prefix cache (default true; paged only). */
+  prefixCache?: boolean;
+  /** Prompt tokens one sequence prefills per step (default 32), so long prompts share steps with decodes. */
+  prefillChunk?: number;
+  /** Attention kernel for the paged cache (default 'fused'). */
+  attention?: PagedAttentionChoice;
+}
+
+/** Attention over the paged cache: one fused online-softmax kernel, its split-K twin, or scores → softmax → weighted sum. */
+export type PagedAttentionChoice = EngineSettings['attention'];
+
+export interface BatchSequenceResult {
+  prompt: string;
+  /** The whole sequence: prompt tokens (BOS included), then the generated ones. */
+  tokens: number[];
+  /** Generated text only. */
+  text: string;
+  promptTokens: number;
+  generatedTokens: number;
+  /** Prompt tokens whose K/V came from the prefix cache. */
+  cachedTokens: number;
+  /** Submit to first generated token, queueing included. */
+  ttftMs: number | null;
+  /** Mean time per generated token after the first. */
+  tpotMs: number | null;
+  stopReason: StopReason;
+}
+
+/** KV memory while a batch runs (bytes), as the KV-cache panel draws it. */
+export interface BatchKvState {
+  mode: 'paged' | 'contiguous';
+  pageSize: number;
+  pageCount: number;
+  pageBytes: number;
+  /** Bytes the running sequences hold in pages, and how many of them hold K/V of existing tokens. */
+  reservedBytes: number;
+  liveBytes: number;
+  /** Pages only the prefix cache holds (free to reclaim). */
+  cachedPages: number;
+  /** The same sequences under both layouts (what contiguous allocation would reserve, and paged). */
+  paged: KvMemoryReport;
+  contiguous: KvMemoryReport;
+}
+
+/** Reported after every batched step (pages only every ~100 ms and on the last step: they are big). */
+export interface BatchStepEvent {
+  step: number;
+  /** Rows (tokens) the step ran, prefill chunks included. */
+  rows: number;
+  running: number;
+  waiting: number;
+  kv: BatchKvState;
+  /** Every page of the pool; owners are 'request-N' for requests[N]. */
+  pages?: PageSnapshot[];
+}
+
+export interface BatchTokenEvent {
+  /** Index into BatchGenerateRequest.requests. */
+  sequence: number;
+  token: number;
+  text: string;
+}
+
+export interface BatchGenerateResult {
+  sequences: BatchSequenceResult[];
+  wallMs: number;
+  /** Generated tokens of every sequence per second of wall time. */
+  aggregateTokensPerSecond: number;
+  /** Mean over sequences of 1000 / tpotMs: the speed one user sees once their answer streams. */
+  perUserTokensPerSecond: number;
+  steps: number;
+  /** Rows run (prompt tokens computed + generated tokens). */
+  rows: number;
+  maxBatch: number;
+  /** The largest reservation seen (step where the most KV bytes were held). */
+  kvPeak: BatchKvState;
+  prefix: { hitTokens: number; computedTokens: number };
+  attention: PagedAttentionChoice;
+}
+
 export interface Engine {
   readonly adapter: AdapterReport;
   readonly model: ModelInfo;
   generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult>;
+  /** Runs many requests at once (continuous batching over a paged KV cache); streams tokens and per-step state. */
+  generateBatch(
+    request: BatchGenerateRequest,
+    onEvent?: { token?: (event: BatchTokenEvent) => void; step?: (event: BatchStepEvent) => void },
+    signal?: AbortSignal,
+  ): Promise<BatchGenerateResult>;
   /** Changes switches on the loaded model (re-packs weights, rebuilds dispatches); returns the new ModelInfo. */
   reconfigure(settings: Partial<EngineSettings>): Promise<ModelInfo>;
   /** Per-kernel GPU time of one decode step at `position` (default: a quarter of the context). */

@@ -1,7 +1,7 @@
 // The engine's public entry point: load a model and its tokenizer, put it on the GPU, generate, and
 // measure itself for the lab (roofline probe, per-kernel profile, kernel workbench, live switches).
 // Framework-free: runs in a browser Web Worker and in Node (WebGPU from the `webgpu` package).
-import type { AdapterReport, Engine, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from './engine.ts';
+import type { AdapterReport, BatchGenerateRequest, BatchGenerateResult, Engine, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from './engine.ts';
 import { DeviceLostError, RequestError } from './errors.ts';
 import { requestGpu, type GpuContext } from './gpu/device.ts';
 import { KernelContext } from './gpu/kernel.ts';
@@ -13,6 +13,9 @@ import type { FileSource } from './model/files.ts';
 import { loadModel } from './model/load.ts';
 import type { ModelDescription } from './model/types.ts';
 import { weightFormats, type WeightFormat } from './quant/formats.ts';
+import { blockSizes, pageBytes, pageLayout } from './kv/page-pool.ts';
+import { BatchModel } from './runtime/batch-model.ts';
+import { generateBatch, generatePaged, type BatchEvents } from './runtime/batch-generate.ts';
 import { GpuModel } from './runtime/gpu-model.ts';
 import { generate } from './runtime/generate.ts';
 import { profileStep } from './runtime/profile.ts';
@@ -22,7 +25,7 @@ import type { ChatTemplate } from './tokenizer/chat-template.ts';
 import type { Tokenizer } from './tokenizer/types.ts';
 import { checkShaderEdit, runWorkbench } from './workbench.ts';
 
-export type { Engine, GenerateRequest, GenerateResult, TokenEvent, AdapterReport, ModelInfo } from './engine.ts';
+export type { Engine, GenerateRequest, GenerateResult, TokenEvent, AdapterReport, ModelInfo, BatchGenerateRequest, BatchGenerateResult } from './engine.ts';
 
 export interface EngineOptions {
   /** navigator.gpu in a browser; nodeGpu() in Node. */
@@ -42,6 +45,11 @@ export interface EngineOptions {
   matvecVariant?: MatvecVariantName;
   /** 'gpu' (default) or 'cpu' sampling. */
   sampler?: 'gpu' | 'cpu';
+  /** The paged-KV switches (defaults: contiguous, 16-token pages, prefix cache on, fused attention). */
+  kvCache?: EngineSettings['kvCache'];
+  pageSize?: number;
+  prefixCache?: boolean;
+  attention?: EngineSettings['attention'];
   /** Where matvec tuning results persist between sessions. */
   tuningStore?: TuningStore;
 }
@@ -64,18 +72,41 @@ export function settingChoices(adapter: AdapterReport, format: WeightFormat): Se
         .map((v) => ({ value: v.value, reason: `needs ${v.missing.join(', ')}` })),
     },
     sampler: { available: ['gpu', 'cpu'], unavailable: [] },
+    kvCache: { available: ['contiguous', 'paged'], unavailable: [] },
+    pageSize: { available: [...blockSizes], unavailable: [] },
+    prefixCache: { available: [true, false], unavailable: [] },
+    attention: { available: ['fused', 'splitK', 'unfused'], unavailable: [] },
   };
 }
 
 function checkSettings(adapter: AdapterReport, settings: EngineSettings): void {
   const choices = settingChoices(adapter, settings.weightFormat as WeightFormat);
-  for (const key of ['weightFormat', 'matvecVariant', 'sampler'] as const) {
+  for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention'] as const) {
     const value = settings[key];
-    if ((choices[key].available as string[]).includes(value)) continue;
-    const unavailable = choices[key].unavailable.find((u) => u.value === value);
-    throw new RequestError(unavailable ? `${key} ${value} cannot run on this adapter: it ${unavailable.reason}` : `unknown ${key} '${value}'`);
+    if ((choices[key].available as unknown[]).includes(value)) continue;
+    const unavailable = choices[key].unavailable.find((u) => u.value === String(value));
+    throw new RequestError(unavailable ? `${key} ${value} cannot run on this adapter: it ${unavailable.reason}` : `unknown ${key} '${String(value)}'`);
+  }
+  if (settings.kvCache === 'paged' && settings.sampler === 'cpu') {
+    throw new RequestError('the paged KV cache samples on the GPU (one token per sequence per step): switch the sampler to gpu first, or the KV cache back to contiguous');
   }
 }
+
+/** Default switches, with the caller's choices over them. */
+function initialSettings(options: EngineOptions): EngineSettings {
+  return {
+    weightFormat: options.weightFormat ?? 'f32',
+    matvecVariant: options.matvecVariant ?? 'auto',
+    sampler: options.sampler ?? 'gpu',
+    kvCache: options.kvCache ?? 'contiguous',
+    pageSize: options.pageSize ?? 16,
+    prefixCache: options.prefixCache ?? true,
+    attention: options.attention ?? 'fused',
+  };
+}
+
+/** The most memory the batched model's KV pool takes (it holds 32 whole contexts when they fit). */
+const kvPoolBudgetBytes = 256 * 1024 * 1024;
 
 /** The file source, counting the bytes read (the load report's download/read figure). */
 function countingSource(files: FileSource): { source: FileSource; bytes: () => number } {
@@ -94,6 +125,8 @@ function countingSource(files: FileSource): { source: FileSource; bytes: () => n
 
 class LocalEngine implements Engine {
   private busy = false;
+  /** The batched model over the single-sequence model's weights, built on first use for a page size. */
+  private batchModel: BatchModel | null = null;
   private readonly shaderEdits: Partial<Record<ShaderFamily, string>> = {};
 
   constructor(
@@ -144,12 +177,63 @@ class LocalEngine implements Engine {
   }
 
   generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult> {
-    return this.exclusive('generating again', () => generate(this.gpuModel, this.tokenizer, request, onToken, signal, { sampler: this.settings.sampler, chatTemplate: this.chatTemplate }));
+    return this.exclusive('generating again', async () => {
+      if (this.settings.kvCache === 'contiguous') {
+        return generate(this.gpuModel, this.tokenizer, request, onToken, signal, { sampler: this.settings.sampler, chatTemplate: this.chatTemplate });
+      }
+      const model = await this.batched(this.settings.pageSize, this.settings.attention);
+      return generatePaged(model, this.batchContext(), request, { prefixCache: this.settings.prefixCache }, onToken, signal);
+    });
+  }
+
+  generateBatch(request: BatchGenerateRequest, onEvent?: BatchEvents, signal?: AbortSignal): Promise<BatchGenerateResult> {
+    return this.exclusive('running a batch', async () => {
+      const attention = request.attention ?? this.settings.attention;
+      if (!['fused', 'splitK', 'unfused'].includes(attention)) throw new RequestError(`attention must be fused, splitK or unfused, got '${String(attention)}'`);
+      const model = await this.batched(request.pageSize ?? this.settings.pageSize, attention);
+      return generateBatch(model, this.batchContext(), { ...request, prefixCache: request.prefixCache ?? this.settings.prefixCache }, onEvent, signal);
+    });
+  }
+
+  private batchContext() {
+    return { tokenizer: this.tokenizer, chatTemplate: this.chatTemplate };
+  }
+
+  /** The batched model for `pageSize` with `attention` selected, built over the current weights when needed. */
+  private async batched(pageSize: number, attention: EngineSettings['attention']): Promise<BatchModel> {
+    if (!(blockSizes as readonly number[]).includes(pageSize)) throw new RequestError(`pageSize must be one of ${blockSizes.join(', ')}, got ${pageSize}`);
+    if (this.batchModel?.layout.blockSize !== pageSize) {
+      this.dropBatchModel();
+      const c = this.description.config;
+      const contextLength = this.gpuModel.contextLength;
+      const maxSequences = 32;
+      const limits = this.gpu.device.limits;
+      const budget = Math.min(kvPoolBudgetBytes, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+      const wanted = maxSequences * Math.ceil(contextLength / pageSize);
+      const pageCount = Math.max(1, Math.min(wanted, Math.floor(budget / pageBytes(pageLayout(c, pageSize)))));
+      this.batchModel = await BatchModel.create(this.gpu, this.description, {
+        weightFormat: this.gpuModel.weightFormat,
+        weights: this.gpuModel.weights,
+        blockSize: pageSize,
+        contextLength,
+        pageCount,
+        maxSequences,
+      });
+    }
+    this.batchModel.attention = attention;
+    return this.batchModel;
+  }
+
+  private dropBatchModel(): void {
+    this.batchModel?.destroy();
+    this.batchModel = null;
   }
 
   reconfigure(changes: Partial<EngineSettings>): Promise<ModelInfo> {
     return this.exclusive('changing settings', async () => {
       const next: EngineSettings = { ...this.settings, ...changes };
+      // The CPU sampler reads one sequence's logits: going paged takes the GPU sampler with it.
+      if (changes.kvCache === 'paged' && !changes.sampler) next.sampler = 'gpu';
       // A variant forced for one format may not exist for the next: fall back to tuning.
       if (changes.weightFormat && !changes.matvecVariant && next.matvecVariant !== 'auto') {
         const variants = supportedVariants(this.adapter, next.weightFormat as WeightFormat).map((v) => v.name as string);
@@ -178,6 +262,8 @@ class LocalEngine implements Engine {
       model.destroy();
       throw await this.gpu.lost;
     }
+    // The batched model borrows the weights being dropped.
+    this.dropBatchModel();
     this.gpuModel.destroy();
     this.gpuModel = model;
   }
@@ -224,6 +310,7 @@ class LocalEngine implements Engine {
   }
 
   dispose(): void {
+    this.dropBatchModel();
     this.gpuModel.destroy();
     this.gpu.device.destroy();
   }
@@ -234,7 +321,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   progress('requesting the GPU');
   const gpu = await requestGpu(options.gpu);
   try {
-    const settings: EngineSettings = { weightFormat: options.weightFormat ?? 'f32', matvecVariant: options.matvecVariant ?? 'auto', sampler: options.sampler ?? 'gpu' };
+    const settings = initialSettings(options);
     checkSettings(gpu.adapter, settings);
     progress(`reading ${options.files.describe(options.entry)}`);
     const readStarted = performance.now();

@@ -56,6 +56,18 @@ export interface EngineSettings {
   matvecVariant: string;
   /** 'gpu': the sampler kernel picks the token (4 bytes read back); 'cpu': logits are read back and sampled in TypeScript. */
   sampler: 'gpu' | 'cpu';
+  /**
+   * 'contiguous': the single-sequence model (one cache sized for the context, token-by-token
+   * prefill). 'paged': generations run through the batched model with one sequence: pages, chunked
+   * prefill through the matrix-matrix kernel, the prefix cache. Batched runs are always paged.
+   */
+  kvCache: 'contiguous' | 'paged';
+  /** Tokens per KV page (8, 16 or 32) for the paged cache. */
+  pageSize: number;
+  /** Reuse K/V pages of earlier prompts' shared prefixes (paged cache only). */
+  prefixCache: boolean;
+  /** Attention kernel of the paged cache: 'fused' (online softmax), 'splitK' (flash-decoding chunks + reduce) or 'unfused' (scores, softmax, weighted sum). */
+  attention: 'fused' | 'splitK' | 'unfused';
 }
 
 /** A switch value the adapter cannot run, with the reason (e.g. "needs shader-f16"). */
@@ -69,6 +81,10 @@ export interface SettingChoices {
   weightFormat: { available: string[]; unavailable: UnavailableChoice[] };
   matvecVariant: { available: string[]; unavailable: UnavailableChoice[] };
   sampler: { available: Array<'gpu' | 'cpu'>; unavailable: UnavailableChoice[] };
+  kvCache: { available: Array<'contiguous' | 'paged'>; unavailable: UnavailableChoice[] };
+  pageSize: { available: number[]; unavailable: UnavailableChoice[] };
+  prefixCache: { available: boolean[]; unavailable: UnavailableChoice[] };
+  attention: { available: Array<'fused' | 'splitK' | 'unfused'>; unavailable: UnavailableChoice[] };
 }
 
 /** GPU time of one kernel launch inside a decode step. */
@@ -124,11 +140,27 @@ export interface StepDistribution {
 }
 
 /** Request for the kernel workbench: run every variant of one op at one shape. */
-export interface WorkbenchRequest {
+export type WorkbenchRequest = MatvecWorkbenchRequest | AttentionWorkbenchRequest;
+
+export interface MatvecWorkbenchRequest {
   op: 'matvec';
   format: string;
   rows: number;
   cols: number;
+  /** Timed repetitions per variant (default 10). */
+  repetitions?: number;
+}
+
+/** Decode attention of `batch` sequences of `length` tokens each: paged fused / split-K / unfused, and the contiguous kernel. */
+export interface AttentionWorkbenchRequest {
+  op: 'attention';
+  batch: number;
+  length: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Tokens per KV page (8, 16 or 32). */
+  blockSize: number;
   /** Timed repetitions per variant (default 10). */
   repetitions?: number;
 }

@@ -160,6 +160,32 @@ export class PagePool {
     return pages;
   }
 
+  /**
+   * `count` consecutive free pages (lowest first), each with a reference count of 1, or null when
+   * no such run is free. This is how a contiguous cache places a sequence: its block table is then
+   * base, base + 1, ... Nothing is reclaimed from the prefix cache (contiguous mode has none), and
+   * a run can be missing while enough pages are free: external fragmentation, which paging avoids.
+   */
+  allocateRun(count: number): number[] | null {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`run length must be a whole number >= 1, got ${count}`);
+    let runStart = 0;
+    for (let page = 0; page < this.pageCount; page++) {
+      if (this.#refCounts[page] !== 0) {
+        runStart = page + 1;
+        continue;
+      }
+      if (page - runStart + 1 < count) continue;
+      const pages = Array.from({ length: count }, (_, i) => runStart + i);
+      const taken = new Set(pages);
+      const rest = this.#free.filter((p) => !taken.has(p));
+      this.#free.length = 0;
+      this.#free.push(...rest);
+      for (const p of pages) this.#refCounts[p] = 1;
+      return pages;
+    }
+    return null;
+  }
+
   /** Adds a reference to a page that is in use. */
   retain(page: number): void {
     this.#checkPage(page);
@@ -259,17 +285,20 @@ export class SequenceKv {
   /**
    * Reserves room for `tokens` more tokens. If the last page is partly filled and shared, a private
    * copy replaces it in the block table (reported by prepareWrite). Returns false, with nothing
-   * allocated or changed, when the pool cannot supply every page needed.
+   * allocated or changed, when the pool cannot supply every page needed. `placement: 'run'` puts
+   * an empty sequence's pages in one consecutive run (the contiguous cache).
    */
-  append(tokens: number): boolean {
+  append(tokens: number, placement: 'any' | 'run' = 'any'): boolean {
     this.#checkLive();
     if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`tokens to append must be a whole number >= 0, got ${tokens}`);
     if (tokens === 0) return true;
+    if (placement === 'run' && this.#pages.length > 0) throw new Error(`sequence '${this.id}' already has pages: only an empty sequence is placed as one run`);
     const { blockSize } = this.#pool;
     const lastBlock = this.#pages.length - 1;
     const copyLast = this.#length % blockSize !== 0 && this.#pool.refCount(this.#pages[lastBlock]) > 1;
     const newBlocks = Math.ceil((this.#length + tokens) / blockSize) - this.#pages.length;
-    const fresh = this.#pool.allocateMany(newBlocks + (copyLast ? 1 : 0));
+    const count = newBlocks + (copyLast ? 1 : 0);
+    const fresh = placement === 'run' ? this.#pool.allocateRun(count) : this.#pool.allocateMany(count);
     if (!fresh) return false;
     if (copyLast) {
       const from = this.#pages[lastBlock];

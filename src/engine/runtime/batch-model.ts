@@ -9,10 +9,11 @@ import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts
 import { RequestError } from '../errors.ts';
 import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createMatmulDispatch, supportedMatmulVariants } from '../kernels/matmul.ts';
-import { createPagedAttention, defaultPagedAttentionTiling } from '../kernels/paged-attention.ts';
+import { createPagedAttention, defaultPagedAttentionTiling, pagedAttentionPartialsLength, type PagedAttentionShape, type PagedAttentionVariantName } from '../kernels/paged-attention.ts';
 import { ropeTable } from '../kernels/rope.ts';
 import { createRowsEmbedding, createRowsRmsnorm, createRowsRope, createRowsSampler, packRowInfo, rowInfoWords, type RowInfo } from '../kernels/rows.ts';
 import { checkBlockSize, pageBytes, pageLayout, PagePool, type PageCopy, type PageLayout } from '../kv/page-pool.ts';
+import { PrefixCache } from '../kv/prefix-cache.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { WeightFormat } from '../quant/formats.ts';
 import { GpuAllocator, uploadWeights, type GpuWeights } from './weights.ts';
@@ -30,7 +31,17 @@ export interface BatchModelOptions {
   maxRows?: number;
   /** Sequences one step may touch (default 32). */
   maxSequences?: number;
+  /**
+   * Weights already on the GPU in `weightFormat` (the single-sequence model's), borrowed instead
+   * of uploaded again: the owner must outlive this model.
+   */
+  weights?: GpuWeights;
 }
+
+/** Attention over the pages: fused online softmax, split-K (flash-decoding), or scores → softmax → weighted sum. */
+export type BatchAttention = 'fused' | 'splitK' | 'unfused';
+
+const attentionVariantNames: Record<BatchAttention, PagedAttentionVariantName> = { fused: 'whole', splitK: 'splitK', unfused: 'unfused' };
 
 /** One token of one sequence in a step. */
 export interface StepRow {
@@ -60,15 +71,21 @@ interface BatchState {
   logits: GPUBuffer; // (maxRows, vocab)
   tokens: GPUBuffer; // (maxRows) u32 sampled tokens
   kvPool: GPUBuffer; // (page, layer, k|v, slot, kvDim)
+  partials: GPUBuffer; // split-K attention: per (row, head, chunk) partial results
+  scores: GPUBuffer; // unfused attention: (maxRows, nHeads, contextLength)
   ropeTable: GPUBuffer; // (contextLength, headDim/2, 2)
   readback: GPUBuffer; // (maxRows) u32, MAP_READ
 }
 
 export class BatchModel {
   readonly pool: PagePool;
+  /** Full prompt pages kept for reuse; lives as long as the pool, across schedulers. */
+  readonly prefixCache: PrefixCache;
   readonly layout: PageLayout;
-  /** Dispatch lists by row count: built on first use, then only re-encoded. */
-  private readonly steps = new Map<number, Promise<Dispatch[]>>();
+  /** Dispatch lists by attention variant and row count: built on first use, then only re-encoded. */
+  private readonly steps = new Map<string, Promise<Dispatch[]>>();
+  /** The attention kernel the next steps use (the lab flips it while the model stays loaded). */
+  attention: BatchAttention = 'fused';
   private readonly kc: KernelContext;
   // Staging of the per-step inputs, allocated once (a step only fills and writes them).
   private readonly rowWords: Uint32Array;
@@ -90,13 +107,14 @@ export class BatchModel {
   ) {
     this.layout = pageLayout(config, blockSize);
     this.pool = new PagePool(pageCount, checkBlockSize(blockSize));
+    this.prefixCache = new PrefixCache(this.pool);
     this.kc = new KernelContext(gpu);
     this.rowWords = new Uint32Array(maxRows * rowInfoWords);
     this.seqWords = new Uint32Array(maxRows * 2);
     this.tableWords = new Uint32Array(state.blockTables.size / 4);
   }
 
-  /** Bytes of weights on the GPU. */
+  /** Bytes of weights on the GPU (borrowed ones included). */
   get weightBytes(): number {
     return this.weights.matrixBytes + this.weights.embeddingBytes + this.weights.vectorBytes;
   }
@@ -121,8 +139,9 @@ export class BatchModel {
     const kvDim = c.nKvHeads * c.headDim;
     const allocator = new GpuAllocator(gpu.device);
     const rows = (label: string, width: number) => allocator.allocate(label, 4 * maxRows * width);
+    const attentionShape = (batch: number): PagedAttentionShape => ({ nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, layer: 0, blockSize, batch, maxLength: contextLength, ...defaultPagedAttentionTiling });
     try {
-      const weights = await uploadWeights(gpu, model, format, allocator);
+      const weights = options.weights ?? (await uploadWeights(gpu, model, format, allocator));
       const state: BatchState = {
         rowInfo: await rows('rowInfo', rowInfoWords),
         seqInfo: await rows('seqInfo', 2),
@@ -139,6 +158,8 @@ export class BatchModel {
         logits: await rows('logits', c.vocabSize),
         tokens: await rows('tokens', 1),
         kvPool: await allocator.allocate('kvPool', pageCount * pageBytes(layout)),
+        partials: await allocator.allocate('attention.partials', 4 * pagedAttentionPartialsLength(attentionShape(maxRows))),
+        scores: await allocator.allocate('attention.scores', 4 * maxRows * c.nHeads * contextLength),
         ropeTable: await allocator.allocate('ropeTable', 4 * contextLength * c.headDim),
         readback: await allocator.allocate('tokens.readback', 4 * maxRows, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
       };
@@ -151,7 +172,7 @@ export class BatchModel {
   }
 
   /** The forward pass of `rows` rows: embedding, every layer, the head and the per-row sampler. */
-  private buildStep(rows: number): Promise<Dispatch[]> {
+  private buildStep(rows: number, attention: BatchAttention): Promise<Dispatch[]> {
     const c = this.config;
     const s = this.state;
     const kc = this.kc;
@@ -176,7 +197,13 @@ export class BatchModel {
         // RoPE at each row's position; k and v into the row's page slot
         createRowsRope(kc, `${at}.rope`, { rowInfo: s.rowInfo, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, kvPool: s.kvPool }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, layer: l, blockSize: this.layout.blockSize, rows }),
         // attention of each row over its sequence's pages, up to its own position
-        createPagedAttention(kc, `${at}.attention`, { q: s.q, kvPool: s.kvPool, blockTable: s.blockTables, seqInfo: s.seqInfo, out: s.att }, { ...attentionShape, layer: l }, 'whole'),
+        createPagedAttention(
+          kc,
+          `${at}.attention`,
+          { q: s.q, kvPool: s.kvPool, blockTable: s.blockTables, seqInfo: s.seqInfo, out: s.att, partials: s.partials, scores: s.scores },
+          { ...attentionShape, layer: l },
+          attentionVariantNames[attention],
+        ),
         // output projection, residual connection back into x
         matmul(t('wo'), s.att, s.xb2),
         createAdd(kc, `${at}.attnResidual`, s.x, s.xb2, rows * c.dim),
@@ -252,11 +279,12 @@ export class BatchModel {
   }
 
   private dispatchesFor(rows: number): Promise<Dispatch[]> {
-    let list = this.steps.get(rows);
+    const key = `${this.attention}:${rows}`;
+    let list = this.steps.get(key);
     if (!list) {
-      list = this.buildStep(rows);
-      this.steps.set(rows, list);
-      list.catch(() => this.steps.delete(rows));
+      list = this.buildStep(rows, this.attention);
+      this.steps.set(key, list);
+      list.catch(() => this.steps.delete(key));
     }
     return list;
   }

@@ -30,7 +30,7 @@ export interface GenerateOptions {
 }
 
 /** The prompt's tokens: BOS + the text, or the chat template's rendering (which places BOS itself when the model wants one). */
-function encodePrompt(tokenizer: Tokenizer, request: GenerateRequest, template: ChatTemplate | null | undefined): number[] {
+export function encodePrompt(tokenizer: Tokenizer, request: GenerateRequest, template: ChatTemplate | null | undefined): number[] {
   if (!request.chat) return tokenizer.encode(request.prompt, { bos: true });
   if (!template) throw new RequestError('this model has no chat template (its tokenizer_config.json has no chat_template): generate without chat');
   return tokenizer.encode(template.render([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true }), { bos: false });

@@ -16,7 +16,7 @@ import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
 import { RequestError } from '../errors.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { MemoryReport } from '../telemetry.ts';
-import { GpuAllocator, uploadWeights } from './weights.ts';
+import { GpuAllocator, uploadWeights, type GpuWeights } from './weights.ts';
 
 export interface GpuModelOptions {
   /** Cap on the KV cache length (default 2048, never above the model's maxSeqLen). */
@@ -83,6 +83,8 @@ export class GpuModel {
     /** Bytes of each kind this model allocated on the GPU. */
     readonly memory: MemoryReport,
     readonly loadTimes: GpuLoadTimes,
+    /** The weights on the GPU; the batched model borrows them (destroyed with this model). */
+    readonly weights: GpuWeights,
     private readonly state: RunState,
     dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch },
     buffers: GPUBuffer[],
@@ -205,7 +207,7 @@ export class GpuModel {
         bytesPerToken: decodeBytesRead(c, maxSeq, [...bodyDispatches, ...headDispatches], 1),
       };
       const loadTimes = { uploadBytes: weightBytes, uploadMs, compileMs };
-      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, allocator.created);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, weights, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, allocator.created);
     } catch (error) {
       allocator.destroyAll();
       throw error;

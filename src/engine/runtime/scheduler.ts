@@ -3,15 +3,22 @@
 // token for a decoding one — runs them together, and hands each sequence its sampled token. New
 // requests are admitted and finished ones retired at any step.
 //
+// KV placement:
+//   paged       a sequence takes pages as its tokens arrive (one page per blockSize tokens), so it
+//               holds at most one partly filled page; full pages of prompts go to the prefix cache.
+//   contiguous  the baseline: a sequence takes one consecutive run of pages covering the whole
+//               context when it is admitted, whatever it will use.
+//
 // Admission policy: a request is admitted (first come, first served) only when the pool can
-// reserve pages for its whole prompt plus its max tokens, after the prefix cache has served what
-// it can. A running sequence therefore never runs out of KV memory and nothing is preempted; a
-// request that does not fit waits, and later requests wait behind it (no starvation). A request
-// larger than the whole pool is refused at once.
+// guarantee pages for its whole prompt plus its max tokens, counting the pages already promised to
+// running sequences but not yet taken, after the prefix cache has served what it can. A running
+// sequence therefore never runs out of KV memory and nothing is preempted; a request that does not
+// fit waits, and later requests wait behind it (no starvation). A request larger than the whole
+// pool is refused at once.
 import { CancelledError, RequestError } from '../errors.ts';
 import { kvMemoryReport, type KvMemoryReport } from '../kv/kv-memory.ts';
-import { SequenceKv } from '../kv/page-pool.ts';
-import { PrefixCache } from '../kv/prefix-cache.ts';
+import { kvBytesPerToken, pageBytes, SequenceKv } from '../kv/page-pool.ts';
+import type { PrefixCache } from '../kv/prefix-cache.ts';
 import type { StopReason } from '../engine.ts';
 import type { BatchModel, StepRow } from './batch-model.ts';
 
@@ -45,8 +52,23 @@ export interface SchedulerOptions {
   maxBatch?: number;
   /** Prompt tokens one sequence may prefill per step (default 32): long prompts share steps with decodes. */
   prefillChunk?: number;
-  /** Reuse the K/V pages of earlier prompts' full pages (default true). */
+  /** Reuse the K/V pages of earlier prompts' full pages (default true; paged placement only). */
   prefixCache?: boolean;
+  /** How sequences take pages (default paged; see the top of this file). */
+  kv?: 'paged' | 'contiguous';
+  /** Called after every step, with the step's row count (e.g. to report KV memory live). */
+  onStep?: (rows: number) => void;
+}
+
+/** KV memory of the running sequences right now. */
+export interface KvUsage {
+  /** Bytes of the distinct pages the running sequences hold. */
+  reservedBytes: number;
+  /** Bytes holding K/V of tokens already written. */
+  liveBytes: number;
+  /** The same sequences' lengths laid out both ways (what each layout reserves for them). */
+  paged: KvMemoryReport;
+  contiguous: KvMemoryReport;
 }
 
 export interface SchedulerStats {
@@ -61,6 +83,8 @@ interface Sequence {
   id: number;
   request: BatchRequest;
   kv: SequenceKv | null;
+  /** Pages the sequence may hold at most; admission guaranteed them. */
+  pageBudget: number;
   tokens: number[];
   /** Prompt tokens whose K/V exist (cached or computed). */
   prefilled: number;
@@ -80,6 +104,8 @@ export class Scheduler {
   private readonly cache: PrefixCache | null;
   private readonly maxBatch: number;
   private readonly prefillChunk: number;
+  private readonly placement: 'paged' | 'contiguous';
+  private readonly onStep: ((rows: number) => void) | undefined;
   private loop: Promise<void> | null = null;
   private nextId = 0;
   private failed: unknown = null;
@@ -95,7 +121,13 @@ export class Scheduler {
       throw new RequestError(`maxBatch must be a whole number from 1 to ${model.maxSequences}, got ${this.maxBatch}`);
     }
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RequestError(`prefillChunk must be a whole number >= 1, got ${this.prefillChunk}`);
-    this.cache = options.prefixCache === false ? null : new PrefixCache(model.pool);
+    this.placement = options.kv ?? 'paged';
+    if (this.placement !== 'paged' && this.placement !== 'contiguous') throw new RequestError(`kv must be paged or contiguous, got ${String(this.placement)}`);
+    this.onStep = options.onStep;
+    // A contiguous cache places whole-context runs: cached pages scattered over the pool would
+    // fragment it, so the model's prefix cache is emptied and not used.
+    if (this.placement === 'contiguous') model.prefixCache.clear();
+    this.cache = options.prefixCache === false || this.placement === 'contiguous' ? null : model.prefixCache;
   }
 
   /** Queues a request; resolves when its sequence finishes (or rejects with CancelledError when aborted while queued). */
@@ -107,7 +139,7 @@ export class Scheduler {
       return Promise.reject(new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${this.model.contextLength}`));
     }
     if (!Number.isInteger(maxTokens) || maxTokens < 1) return Promise.reject(new RequestError(`maxTokens must be a whole number >= 1, got ${maxTokens}`));
-    const needed = Math.ceil(this.reservedLength(request) / this.model.layout.blockSize);
+    const needed = this.pageBudget(request);
     if (needed > this.model.pool.pageCount) {
       return Promise.reject(new RequestError(`the request needs ${needed} KV pages but the pool has ${this.model.pool.pageCount}`));
     }
@@ -116,6 +148,7 @@ export class Scheduler {
         id: this.nextId++,
         request,
         kv: null,
+        pageBudget: this.pageBudget(request),
         tokens: [...prompt],
         prefilled: 0,
         cachedTokens: 0,
@@ -133,14 +166,22 @@ export class Scheduler {
     });
   }
 
-  /** KV memory of the running sequences, paged (as reserved here) and as contiguous allocation would need. */
-  kvMemory(): { paged: KvMemoryReport; contiguous: KvMemoryReport } {
-    const lengths = this.running.map((s) => s.tokens.length);
+  /** KV memory of the running sequences: what they hold, and their lengths under both layouts. */
+  kvUsage(): KvUsage {
     const { config, contextLength, layout } = this.model;
+    const lengths = this.running.map((s) => this.writtenTokens(s));
+    const pages = new Set(this.running.flatMap((s) => s.kv!.blockTable));
     return {
+      reservedBytes: pages.size * pageBytes(layout),
+      liveBytes: lengths.reduce((sum, n) => sum + n, 0) * kvBytesPerToken(config),
       paged: kvMemoryReport(lengths, config, contextLength, 'paged', layout.blockSize),
       contiguous: kvMemoryReport(lengths, config, contextLength, 'contiguous', layout.blockSize),
     };
+  }
+
+  /** Pages only the prefix cache holds. */
+  get cachedPages(): number {
+    return this.model.prefixCache.reclaimable();
   }
 
   get runningCount(): number {
@@ -151,9 +192,21 @@ export class Scheduler {
     return this.waiting.length;
   }
 
-  /** Tokens a request may ever hold: prompt + max tokens, within the context. */
-  private reservedLength(request: BatchRequest): number {
-    return Math.min(request.prompt.length + request.maxTokens, this.model.contextLength);
+  /** Pages a request may ever hold: for prompt + max tokens (within the context), or the whole context when contiguous. */
+  private pageBudget(request: BatchRequest): number {
+    const { contextLength, layout } = this.model;
+    const tokens = this.placement === 'contiguous' ? contextLength : Math.min(request.prompt.length + request.maxTokens, contextLength);
+    return Math.ceil(tokens / layout.blockSize);
+  }
+
+  /** Positions whose K/V a sequence has written (the newest sampled token's are written next step). */
+  private writtenTokens(s: Sequence): number {
+    return s.prefilled < s.request.prompt.length ? s.prefilled : s.tokens.length - 1;
+  }
+
+  /** Pages promised to running sequences but not yet taken. */
+  private promisedPages(): number {
+    return this.running.reduce((sum, s) => sum + s.pageBudget - s.kv!.blockTable.length, 0);
   }
 
   private async run(): Promise<void> {
@@ -187,11 +240,20 @@ export class Scheduler {
   }
 
   private admit(): void {
+    const pool = this.model.pool;
     while (this.waiting.length > 0 && this.running.length < this.maxBatch) {
       const s = this.waiting[0];
       const hit = this.cache ? this.cache.lookup(s.request.prompt) : { pages: [], tokens: 0 };
-      const kv = new SequenceKv(this.model.pool, `request-${s.id}`, hit.pages);
-      if (!kv.append(this.reservedLength(s.request) - hit.tokens)) {
+      const kv = new SequenceKv(pool, `request-${s.id}`, hit.pages);
+      let admitted: boolean;
+      if (this.placement === 'contiguous') {
+        admitted = kv.append(s.pageBudget * pool.blockSize, 'run');
+      } else {
+        // The hit pages are retained now, so they are no longer counted as reclaimable.
+        const available = pool.freePages + this.model.prefixCache.reclaimable() - this.promisedPages();
+        admitted = s.pageBudget - hit.pages.length <= available;
+      }
+      if (!admitted) {
         kv.free(); // gives the cached pages back
         return;
       }
@@ -205,19 +267,29 @@ export class Scheduler {
     }
   }
 
+  /** Takes the pages for `count` more tokens of `s`, which admission guaranteed (paged placement). */
+  private grow(s: Sequence, count: number): void {
+    const kv = s.kv!;
+    if (this.placement === 'contiguous') return;
+    const needed = Math.max(0, this.writtenTokens(s) + count - kv.length);
+    if (!kv.append(needed)) throw new Error(`internal: the pool could not supply pages promised to request-${s.id}`);
+  }
+
   private async step(): Promise<void> {
     const rows: StepRow[] = [];
     const sampling: Sequence[] = [];
     const copies = [];
     for (const s of this.running) {
       const kv = s.kv!;
-      copies.push(...kv.prepareWrite().copies);
       const budget = this.model.maxRows - rows.length;
       if (budget === 0) break;
       const sample = { seed: s.request.seed, temperature: s.request.temperature };
       const promptLength = s.request.prompt.length;
-      if (s.prefilled < promptLength) {
-        const count = Math.min(this.prefillChunk, promptLength - s.prefilled, budget);
+      const prefilling = s.prefilled < promptLength;
+      const count = prefilling ? Math.min(this.prefillChunk, promptLength - s.prefilled, budget) : 1;
+      this.grow(s, count);
+      copies.push(...kv.prepareWrite().copies);
+      if (prefilling) {
         for (let i = 0; i < count; i++) {
           const position = s.prefilled + i;
           const last = position === promptLength - 1;
@@ -247,6 +319,7 @@ export class Scheduler {
       else if (generated >= s.request.maxTokens) this.finish(s, 'length');
       else if (s.tokens.length >= this.model.contextLength) this.finish(s, 'context');
     });
+    this.onStep?.(rows.length);
   }
 
   private finish(s: Sequence, stopReason: StopReason): void {
