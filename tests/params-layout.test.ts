@@ -14,7 +14,7 @@ import { pagedAttentionParams } from '../src/engine/kernels/paged-attention.ts';
 import { rmsnormParams } from '../src/engine/kernels/rmsnorm.ts';
 import { ropeParams } from '../src/engine/kernels/rope.ts';
 import { rowsEmbeddingParams, rowsRmsnormParams, rowsRopeParams, rowsSampleParams } from '../src/engine/kernels/rows.ts';
-import { sampleParams } from '../src/engine/kernels/sample.ts';
+import { filtersLayout, sampleParams } from '../src/engine/kernels/sample.ts';
 
 function wgslStruct(source: string, name: string): [string, string][] {
   const match = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(source);
@@ -39,8 +39,11 @@ const rowsKernels: [ShaderFamily, ParamLayout][] = [
 
 /** A family's source as its single-vector kernels compile it (ROWS off where the flag exists). */
 function singleVectorSource(family: ShaderFamily): string {
-  return rowsKernels.some(([f]) => f === family) ? preprocessWgsl(shaderSources[family], { ROWS: false }, family) : shaderSources[family];
+  return rowsKernels.some(([f]) => f === family) ? preprocessWgsl(shaderSources[family], { ROWS: false, ...familyFlags[family] }, family) : shaderSources[family];
 }
+
+/** Flags a family has besides ROWS, set so that every struct is in the output. */
+const familyFlags: Partial<Record<ShaderFamily, Record<string, boolean>>> = { sample: { FILTERED: true } };
 
 const kernels: [ShaderFamily, ParamLayout][] = [
   ['bandwidth', bandwidthParams],
@@ -55,13 +58,18 @@ const kernels: [ShaderFamily, ParamLayout][] = [
   ['sample', sampleParams],
 ];
 
+
 describe('uniform layouts', () => {
   it.each(kernels)('%s Params matches its TypeScript layout', (family, layout) => {
     expect(wgslStruct(singleVectorSource(family), 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
   });
 
   it.each(rowsKernels)('%s Params with ROWS matches its rows layout', (family, layout) => {
-    expect(wgslStruct(preprocessWgsl(shaderSources[family], { ROWS: true }, family), 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
+    expect(wgslStruct(preprocessWgsl(shaderSources[family], { ROWS: true, ...familyFlags[family] }, family), 'Params')).toEqual(layout.map(([n, t]) => [n, t]));
+  });
+
+  it('sample Filters matches filtersLayout', () => {
+    expect(wgslStruct(singleVectorSource('sample'), 'Filters')).toEqual(filtersLayout.map(([n, t]) => [n, t]));
   });
 
   // matvec is preprocessed per format: every expansion must keep the struct the TypeScript packs.

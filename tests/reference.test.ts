@@ -88,12 +88,13 @@ describe('reference ops', () => {
     expect([...sum]).toEqual([11, 22]);
   });
 
-  it('argmax takes the lowest index on ties, skips NaN and gives 0 when nothing is finite', () => {
+  it('argmax takes the lowest index on ties, skips NaN (not -Infinity) and gives 0 when everything is NaN', () => {
     expect(argmax(f32([1, 3, 3]))).toBe(1);
     expect(argmax(f32([NaN, 2, NaN, 5]))).toBe(3);
     expect(argmax(f32([NaN, -1]))).toBe(1);
     expect(argmax(f32([-Infinity, -Infinity]))).toBe(0);
     expect(argmax(f32([NaN, NaN]))).toBe(0);
+    expect(argmax(f32([NaN, NaN, -Infinity]))).toBe(2);
   });
 });
 

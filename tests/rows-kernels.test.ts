@@ -83,11 +83,14 @@ function stepBuffer(device: GPUDevice, pos: number, seed = 0, temperature = 0): 
 }
 
 describe('packRowInfo', () => {
-  it('packs 8 words per row with the temperature as f32 bits and zeroed reserved words', () => {
+  it('packs 9 words per row: the temperature, top-p and min-p as f32 bits, the cuts off by default', () => {
     const into = new Uint32Array(3 * rowInfoWords).fill(7);
     const packed = packRowInfo(fiveRows.slice(0, 2), into);
     expect(packed).toHaveLength(2 * rowInfoWords);
-    expect(Array.from(packed)).toEqual([5, 3, 4, 3, 7, 0, 0, 0, 36, 17, 0, 1, 21, new Uint32Array(Float32Array.of(1.3).buffer)[0], 0, 0]);
+    const bits = (v: number) => new Uint32Array(Float32Array.of(v).buffer)[0];
+    expect(Array.from(packed)).toEqual([5, 3, 4, 3, 7, 0, 0, bits(1), 0, 36, 17, 0, 1, 21, bits(1.3), 0, bits(1), 0]);
+    const cut = packRowInfo([{ ...fiveRows[0], filters: { topK: 40, topP: 0.9, minP: 0.05 } }]);
+    expect(Array.from(cut.subarray(6))).toEqual([40, bits(0.9), bits(0.05)]);
     expect(Array.from(into.subarray(2 * rowInfoWords))).toEqual(new Array(rowInfoWords).fill(7));
   });
 
@@ -95,7 +98,7 @@ describe('packRowInfo', () => {
     expect(() => packRowInfo([{ ...oneRow[0], page: -1 }])).toThrow(/page = -1 is not a u32/);
     expect(() => packRowInfo([{ ...oneRow[0], seed: 2 ** 32 }])).toThrow(/seed/);
     expect(() => packRowInfo([{ ...oneRow[0], temperature: -0.5 }])).toThrow(/temperature/);
-    expect(() => packRowInfo(fiveRows, new Uint32Array(8))).toThrow(/needs 40 words/);
+    expect(() => packRowInfo(fiveRows, new Uint32Array(8))).toThrow(/needs 45 words/);
   });
 });
 

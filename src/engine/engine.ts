@@ -63,6 +63,18 @@ export interface GenerateRequest {
   temperature: number;
   /** Seed of the sampler's counter-based RNG: the same seed gives the same text. */
   seed: number;
+  /** Keep only the k most likely tokens (0 or absent: off). */
+  topK?: number;
+  /** Nucleus: keep the most likely tokens holding this share of the probability (1 or absent: off). */
+  topP?: number;
+  /** Keep tokens at least this likely relative to the most likely one (0 or absent: off). */
+  minP?: number;
+  /** Divides a repeated token's positive logit (multiplies a negative one); 1 or absent: off. Single sequences only. */
+  repetitionPenalty?: number;
+  /** Subtracted from a token's logit per earlier occurrence (0 or absent: off). Single sequences only. */
+  frequencyPenalty?: number;
+  /** Subtracted from the logit of any token that occurred (0 or absent: off). Single sequences only. */
+  presencePenalty?: number;
   /**
    * Treat the prompt as a user's message and wrap it in the model's chat template (with the
    * assistant's generation prompt). Only for models whose ModelInfo.chatTemplate is true.

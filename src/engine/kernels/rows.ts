@@ -10,12 +10,13 @@ import type { WgslDefines } from '../gpu/wgsl.ts';
 import { embeddingCost } from './embedding.ts';
 import { rmsnormCost } from './rmsnorm.ts';
 import { sampleCost } from './sample.ts';
+import { noFilters, type SamplingFilters } from '../reference/sample.ts';
 
 // ---------------------------------------------------------------------------------------------
 // rowInfo: (rows, rowInfoWords) u32
 
 /** u32 words per row in the rowInfo buffer (ROW_INFO_WORDS in the shaders). */
-export const rowInfoWords = 8;
+export const rowInfoWords = 9;
 
 /** What the kernels need to know about one row (one token of one sequence). */
 export interface RowInfo {
@@ -30,11 +31,13 @@ export interface RowInfo {
   seed: number;
   /** Sampling temperature; 0 picks the argmax. */
   temperature: number;
+  /** The row's cuts (reference/sample.ts SamplingFilters); absent: none. */
+  filters?: SamplingFilters;
 }
 
 /**
- * Packs rows as (rows, 8) u32: token, position, page, slot, seed, temperature (f32 bits), then two
- * reserved zeros. Writes into the start of `into` when given (a hot path reuses one array) and
+ * Packs rows as (rows, 9) u32: token, position, page, slot, seed, temperature (f32 bits), top-k,
+ * top-p (f32 bits), min-p (f32 bits). Writes into the start of `into` when given (a hot path reuses one array) and
  * returns the words written.
  */
 export function packRowInfo(rows: readonly RowInfo[], into?: Uint32Array): Uint32Array {
@@ -51,8 +54,10 @@ export function packRowInfo(rows: readonly RowInfo[], into?: Uint32Array): Uint3
     }
     if (!Number.isFinite(row.temperature) || row.temperature < 0) throw new RangeError(`row ${r}: temperature ${row.temperature} is not a finite number >= 0`);
     asFloat[at + 5] = row.temperature;
-    packed[at + 6] = 0;
-    packed[at + 7] = 0;
+    const filters = row.filters ?? noFilters;
+    packed[at + 6] = filters.topK;
+    asFloat[at + 7] = filters.topP;
+    asFloat[at + 8] = filters.minP;
   });
   return packed;
 }
@@ -233,7 +238,8 @@ export function createRowsSampler(
   return kc.dispatch({
     label,
     family: 'sample',
-    defines: rowsDefines,
+    // Per-row cuts come from rowInfo; penalties (FILTERED's counts) are single-sequence only.
+    defines: { ...rowsDefines, FILTERED: false },
     params: { layout: rowsSampleParams, values: { vocab: s.vocab, rows: s.rows } },
     buffers: [b.logits, b.tokens, b.rowInfo],
     workgroups: rowGrid(kc, s.rows),

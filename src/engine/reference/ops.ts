@@ -121,13 +121,10 @@ export function softmax(x: Float32Array): void {
 
 /** Index of the largest value: ties go to the lowest index, NaN counts as -Infinity, all -Infinity gives 0. */
 export function argmax(x: Float32Array): number {
-  let best = 0;
-  let bestValue = -Infinity;
+  // As the GPU's argmax: the first non-NaN value that no later one exceeds (-Infinity counts); 0 when all are NaN.
+  let best = -1;
   for (let i = 0; i < x.length; i++) {
-    if (x[i] > bestValue) {
-      best = i;
-      bestValue = x[i];
-    }
+    if (!Number.isNaN(x[i]) && (best < 0 || x[i] > x[best])) best = i;
   }
-  return best;
+  return Math.max(best, 0);
 }

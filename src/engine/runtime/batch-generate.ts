@@ -8,7 +8,8 @@ import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { BatchModel } from './batch-model.ts';
-import { encodePrompt, stopTokens, validateRequest } from './generate.ts';
+import { penaltiesActive } from '../reference/sample.ts';
+import { encodePrompt, requestFilters, requestPenalties, stopTokens, validateRequest } from './generate.ts';
 import { Scheduler, type SequenceResult } from './scheduler.ts';
 
 /** How often step events carry the page grid (it is one entry per page). */
@@ -45,6 +46,9 @@ function checkBatchRequest(request: BatchGenerateRequest, model: BatchModel): nu
     validateRequest(r);
     if (r.maxTokens < 1) throw new RequestError(`request ${i}: maxTokens must be at least 1 in a batch, got ${r.maxTokens}`);
     if (r.inspect) throw new RequestError(`request ${i}: inspect reads one sequence's logits every step and is not available in a batch`);
+    if (penaltiesActive(requestPenalties(r))) {
+      throw new RequestError(`request ${i}: repetition, frequency and presence penalties need per-sequence token counts, which the batched sampler does not keep: use the contiguous KV cache`);
+    }
   });
   const limit = Math.min(model.maxSequences, 32);
   const maxBatch = request.maxBatch ?? Math.min(request.requests.length, limit);
@@ -95,7 +99,7 @@ export async function generateBatch(model: BatchModel, context: BatchContext, re
       events.token?.({ sequence: i, token, text });
     };
     try {
-      return await scheduler.submit({ prompt: prompts[i], maxTokens: r.maxTokens, temperature: r.temperature, seed: r.seed, stopIds }, onToken, signal);
+      return await scheduler.submit({ prompt: prompts[i], maxTokens: r.maxTokens, temperature: r.temperature, seed: r.seed, filters: requestFilters(r), stopIds }, onToken, signal);
     } catch (error) {
       if (error instanceof CancelledError) return null; // cancelled while it waited
       throw error;

@@ -16,6 +16,7 @@ import { checkBlockSize, pageBytes, pageLayout, PagePool, type PageCopy, type Pa
 import { PrefixCache } from '../kv/prefix-cache.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { WeightFormat } from '../quant/formats.ts';
+import type { SamplingFilters } from '../reference/sample.ts';
 import { GpuAllocator, uploadWeights, type GpuWeights } from './weights.ts';
 
 export interface BatchModelOptions {
@@ -51,7 +52,7 @@ export interface StepRow {
   /** Position of `token` in its sequence; attention reads positions 0..position. */
   position: number;
   /** Sample the next token from this row's logits (the sequence's last row of the step), or null. */
-  sample: { seed: number; temperature: number } | null;
+  sample: { seed: number; temperature: number; filters?: SamplingFilters } | null;
 }
 
 /** Scratch memory of one step, for up to maxRows rows (the batched twin of gpu-model.ts's RunState). */
@@ -256,7 +257,7 @@ export class BatchModel {
       // (blockTableOffset, length) per row, as packSeqInfo lays them out.
       this.seqWords[2 * r] = offset;
       this.seqWords[2 * r + 1] = row.position + 1;
-      info.push({ token: row.token, position: row.position, page, slot: row.position % blockSize, seed: row.sample?.seed ?? 0, temperature: row.sample?.temperature ?? 0 });
+      info.push({ token: row.token, position: row.position, page, slot: row.position % blockSize, seed: row.sample?.seed ?? 0, temperature: row.sample?.temperature ?? 0, filters: row.sample?.filters });
     });
     device.queue.writeBuffer(s.rowInfo, 0, packRowInfo(info, this.rowWords));
     device.queue.writeBuffer(s.seqInfo, 0, this.seqWords, 0, 2 * rows.length);

@@ -6,7 +6,7 @@
 import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
 import { GpuOperationError, RequestError } from '../errors.ts';
 import { uniform } from '../reference/rng.ts';
-import { sampleToken } from '../reference/sample.ts';
+import { filtersActive, noFilters, noPenalties, penaltiesActive, penalize, sampleFiltered, sampleToken, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
 import type { StepDistribution } from '../telemetry.ts';
 import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
@@ -20,6 +20,29 @@ export function validateRequest(request: GenerateRequest): void {
   if (request.inspect !== undefined && (!Number.isInteger(request.inspect) || request.inspect < 0 || request.inspect > 1000)) {
     throw new RequestError(`inspect must be a whole number from 0 to 1000, got ${request.inspect}`);
   }
+  const check = (name: keyof GenerateRequest, ok: (v: number) => boolean, rule: string) => {
+    const value = request[name];
+    if (value !== undefined && (typeof value !== 'number' || !ok(value))) throw new RequestError(`${name} must be ${rule}, got ${String(value)}`);
+  };
+  check('topK', (v) => Number.isInteger(v) && v >= 0, 'a whole number >= 0 (0: off)');
+  check('topP', (v) => v > 0 && v <= 1, 'in (0, 1] (1: off)');
+  check('minP', (v) => v >= 0 && v <= 1, 'in [0, 1] (0: off)');
+  check('repetitionPenalty', (v) => Number.isFinite(v) && v > 0, 'a number > 0 (1: off)');
+  check('frequencyPenalty', Number.isFinite, 'a finite number (0: off)');
+  check('presencePenalty', Number.isFinite, 'a finite number (0: off)');
+}
+
+/** The request's top-k / top-p / min-p, with the defaults (off) filled in. */
+export function requestFilters(request: GenerateRequest): SamplingFilters {
+  return { topK: request.topK ?? noFilters.topK, topP: request.topP ?? noFilters.topP, minP: request.minP ?? noFilters.minP };
+}
+
+export function requestPenalties(request: GenerateRequest): SamplingPenalties {
+  return {
+    repetitionPenalty: request.repetitionPenalty ?? noPenalties.repetitionPenalty,
+    frequencyPenalty: request.frequencyPenalty ?? noPenalties.frequencyPenalty,
+    presencePenalty: request.presencePenalty ?? noPenalties.presencePenalty,
+  };
 }
 
 export interface GenerateOptions {
@@ -80,7 +103,18 @@ export async function generate(
     throw new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${context}: shorten it to at most ${context - 1} tokens`);
   }
   const budget = Math.min(request.maxTokens, context - prompt.length);
-  const sampler: Sampler = request.temperature > 0 ? { kind: 'temperature', temperature: request.temperature, seed: request.seed } : { kind: 'argmax' };
+  const filters = requestFilters(request);
+  const penalties = requestPenalties(request);
+  // The plain kernels when no cut or penalty applies; cuts do nothing to a greedy pick.
+  const filtered = penaltiesActive(penalties) || (request.temperature > 0 && filtersActive(filters));
+  const sampler: Sampler = filtered
+    ? { kind: 'filtered', temperature: request.temperature, seed: request.seed }
+    : request.temperature > 0
+      ? { kind: 'temperature', temperature: request.temperature, seed: request.seed }
+      : { kind: 'argmax' };
+  if (filtered) model.prepareFiltered(filters, penalties, prompt);
+  // The CPU sampler's own occurrence counts (the GPU sampler keeps its counts on the GPU).
+  const counts = penaltiesActive(penalties) ? tokenCounts(prompt, model.config.vocabSize) : null;
   const stopIds = stopTokens(tokenizer);
   const tokens = [...prompt];
   const decoder = new StreamingDecoder(tokenizer, prompt);
@@ -103,8 +137,11 @@ export async function generate(
   const gpuSampler = cpuSampler ? null : sampler;
   /** The token at `pos`: sampled here from read-back logits (CPU sampler), else read from the GPU. */
   const nextToken = async (pos: number): Promise<{ token: number; distribution?: StepDistribution }> => {
-    const logits = stepByStep ? await readLogits() : null;
-    const token = cpuSampler ? sampleToken(logits!, request.temperature, uniform(request.seed >>> 0, pos)) : await readToken(0);
+    const raw = stepByStep ? await readLogits() : null;
+    const logits = raw && counts ? penalize(raw, counts, penalties) : raw;
+    const u = uniform(request.seed >>> 0, pos);
+    const token = !cpuSampler ? await readToken(0) : filtered ? sampleFiltered(logits!, request.temperature, filters, u) : sampleToken(logits!, request.temperature, u);
+    if (counts) counts[token]++;
     if (!logits || inspect === 0) return { token };
     return { token, distribution: { position: pos, sampled: token, temperature: request.temperature, ...topCandidates(logits, inspect, tokenizer) } };
   };

@@ -12,7 +12,8 @@ import { createFormatMatvec, tuneMatvec, type TuningStore } from '../kernels/mat
 import type { WeightFormat } from '../quant/formats.ts';
 import { createRmsnorm } from '../kernels/rmsnorm.ts';
 import { createRope, ropeTable } from '../kernels/rope.ts';
-import { createArgmax, createTemperatureSample } from '../kernels/sample.ts';
+import { createArgmax, createFilteredSample, createTemperatureSample, filtersLayout } from '../kernels/sample.ts';
+import { penaltiesActive, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
 import { RequestError } from '../errors.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { MemoryReport } from '../telemetry.ts';
@@ -42,7 +43,12 @@ export interface GpuLoadTimes {
   compileMs: number;
 }
 
-export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number };
+/**
+ * argmax: greedy. temperature: softmax(logits / T). filtered: penalties and/or top-k, top-p, min-p
+ * (temperature 0 there is the penalized argmax); its settings go to the GPU once per generation
+ * through GpuModel.prepareFiltered.
+ */
+export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number } | { kind: 'filtered'; temperature: number; seed: number };
 
 /** Scratch memory of one forward step (the GPU twin of llama2.c's RunState). */
 interface RunState {
@@ -62,6 +68,8 @@ interface RunState {
   ropeTable: GPUBuffer; // (maxSeq, headDim/2, 2)
   step: GPUBuffer; // Step uniform: pos, seed, temperature
   token: GPUBuffer; // (1) u32: the token being processed; the sampler overwrites it with the next one
+  filters: GPUBuffer; // Filters uniform of the filtered sampler
+  counts: GPUBuffer; // (vocab) u32 occurrences of each token, for the penalties
 }
 
 export class GpuModel {
@@ -86,13 +94,14 @@ export class GpuModel {
     /** The weights on the GPU; the batched model borrows them (destroyed with this model). */
     readonly weights: GpuWeights,
     private readonly state: RunState,
-    dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch },
+    dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch; filtered: Dispatch },
     buffers: GPUBuffer[],
   ) {
     this.bodyDispatches = dispatches.body;
     this.headDispatches = dispatches.head;
     this.argmax = dispatches.argmax;
     this.temperatureSample = dispatches.temperature;
+    this.filteredSample = dispatches.filtered;
     this.buffers = buffers;
     const device = gpu.device;
     // Two read-back slots so step n+1 can be queued while step n's token is still being mapped.
@@ -106,6 +115,7 @@ export class GpuModel {
 
   private readonly argmax: Dispatch;
   private readonly temperatureSample: Dispatch;
+  private readonly filteredSample: Dispatch;
   // Staging for the per-step uniform and prefill token (writeBuffer copies them at once).
   private readonly stepBytes = new ArrayBuffer(paramsByteLength(stepLayout));
   private readonly tokenWord = new Uint32Array(1);
@@ -148,6 +158,8 @@ export class GpuModel {
         ropeTable: await allocate('ropeTable', 4 * maxSeq * c.headDim),
         step: await allocate('step', paramsByteLength(stepLayout), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
         token: await allocate('token', 4),
+        filters: await allocate('filters', paramsByteLength(filtersLayout), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
+        counts: await allocate('counts', 4 * c.vocabSize),
       };
       device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
 
@@ -187,11 +199,12 @@ export class GpuModel {
         matvec('classifier', s.xb, s.logits),
       ];
       const sampleBuffers = { logits: s.logits, token: s.token, step: s.step };
-      const [bodyDispatches, headDispatches, argmax, temperature] = await Promise.all([
+      const [bodyDispatches, headDispatches, argmax, temperature, filtered] = await Promise.all([
         Promise.all(body),
         Promise.all(head),
         createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
         createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
+        createFilteredSample(kc, 'sampleFiltered', { ...sampleBuffers, filters: s.filters, counts: s.counts }, c.vocabSize),
       ]);
       const compileMs = performance.now() - compileStarted;
       const kvCacheBytes = s.keyCache.size + s.valueCache.size;
@@ -207,7 +220,7 @@ export class GpuModel {
         bytesPerToken: decodeBytesRead(c, maxSeq, [...bodyDispatches, ...headDispatches], 1),
       };
       const loadTimes = { uploadBytes: weightBytes, uploadMs, compileMs };
-      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, weights, s, { body: bodyDispatches, head: headDispatches, argmax, temperature }, allocator.created);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, weights, s, { body: bodyDispatches, head: headDispatches, argmax, temperature, filtered }, allocator.created);
     } catch (error) {
       allocator.destroyAll();
       throw error;
@@ -241,8 +254,8 @@ export class GpuModel {
   writeStepInputs(pos: number, token: number | null, sampler: Sampler | null = null): void {
     if (!Number.isInteger(pos) || pos < 0 || pos >= this.contextLength) throw new RequestError(`position ${pos} is outside the context of ${this.contextLength} tokens`);
     const { device } = this.gpu;
-    const temperature = sampler?.kind === 'temperature' ? sampler.temperature : 0;
-    const seed = sampler?.kind === 'temperature' ? sampler.seed >>> 0 : 0;
+    const temperature = sampler && sampler.kind !== 'argmax' ? sampler.temperature : 0;
+    const seed = sampler && sampler.kind !== 'argmax' ? sampler.seed >>> 0 : 0;
     device.queue.writeBuffer(this.state.step, 0, packParams(stepLayout, { pos, seed, temperature }, this.stepBytes));
     if (token !== null) {
       this.tokenWord[0] = token;
@@ -250,9 +263,17 @@ export class GpuModel {
     }
   }
 
-  /** The sampler's dispatch (argmax or temperature sampling) that ends a sampled step. */
+  /** The sampler's dispatch that ends a sampled step. */
   samplerDispatch(sampler: Sampler): Dispatch {
-    return sampler.kind === 'argmax' ? this.argmax : this.temperatureSample;
+    return sampler.kind === 'argmax' ? this.argmax : sampler.kind === 'temperature' ? this.temperatureSample : this.filteredSample;
+  }
+
+  /** Sets the filtered sampler's cuts and penalties for a generation, counting `tokens` (the prompt) as seen. */
+  prepareFiltered(filters: SamplingFilters, penalties: SamplingPenalties, tokens: readonly number[]): void {
+    const { device } = this.gpu;
+    const penalize = penaltiesActive(penalties);
+    device.queue.writeBuffer(this.state.filters, 0, packParams(filtersLayout, { ...filters, ...penalties, penalize: penalize ? 1 : 0 }));
+    if (penalize) device.queue.writeBuffer(this.state.counts, 0, tokenCounts(tokens, this.config.vocabSize));
   }
 
   /** Bytes one decode step reads with `length` positions in the KV cache (see decodeBytesRead). */

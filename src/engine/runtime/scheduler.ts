@@ -20,6 +20,7 @@ import { kvMemoryReport, type KvMemoryReport } from '../kv/kv-memory.ts';
 import { kvBytesPerToken, pageBytes, SequenceKv } from '../kv/page-pool.ts';
 import type { PrefixCache } from '../kv/prefix-cache.ts';
 import type { StopReason } from '../engine.ts';
+import type { SamplingFilters } from '../reference/sample.ts';
 import type { BatchModel, StepRow } from './batch-model.ts';
 
 export interface BatchRequest {
@@ -28,6 +29,8 @@ export interface BatchRequest {
   maxTokens: number;
   /** 0 = greedy. */
   temperature: number;
+  /** Top-k / top-p / min-p cuts (default none). */
+  filters?: SamplingFilters;
   seed: number;
   /** Tokens that end the sequence (kept in its output). */
   stopIds: readonly number[];
@@ -283,7 +286,7 @@ export class Scheduler {
       const kv = s.kv!;
       const budget = this.model.maxRows - rows.length;
       if (budget === 0) break;
-      const sample = { seed: s.request.seed, temperature: s.request.temperature };
+      const sample = { seed: s.request.seed, temperature: s.request.temperature, filters: s.request.filters };
       const promptLength = s.request.prompt.length;
       const prefilling = s.prefilled < promptLength;
       const count = prefilling ? Math.min(this.prefillChunk, promptLength - s.prefilled, budget) : 1;
