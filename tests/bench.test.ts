@@ -71,6 +71,15 @@ describe('npm run bench -- --quick --json FILE', () => {
       expect(batching.prefix.hitTokens).toBeGreaterThanOrEqual(3 * 16);
       expect(batching.prefix.computedTokens).toBeGreaterThan(0);
       expect(stdout).toMatch(/prefix cache: 4 requests sharing \d+ prompt tokens/);
+
+      // Sampling (quick: vocab 512 and 32000): each variant timed, the CPU one reading every logit back.
+      expect(report.sampling.map((r: { vocab: number; variant: string }) => `${r.vocab} ${r.variant}`)).toEqual(
+        [512, 32000].flatMap((v) => [`${v} gpu-temperature`, `${v} gpu`, `${v} cpu`]),
+      );
+      for (const r of report.sampling) {
+        expect(positive(r.ms), `${r.vocab} ${r.variant}`).toBe(true);
+        expect(r.readBackBytes).toBe(r.variant === 'cpu' ? 4 * r.vocab : 4);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,4 +1,4 @@
-// npm run -s bench -- [--suite kernels|e2e|batching|all] [--quick] [--json FILE]
+// npm run -s bench -- [--suite kernels|e2e|batching|sampling|all] [--quick] [--json FILE]
 // Puts the kernels against the roofline: measures this adapter's memory bandwidth, then
 //   kernels: every weight format x matvec variant at LLM shapes (GB/s, fraction of the probe,
 //            error against the CPU reference), and how much faster q4_0 is than f32;
@@ -7,13 +7,16 @@
 //            roofline that reaches;
 //   batching: continuous batching at batch sizes 1...32 and two prompt lengths (per-user and total
 //            tokens/s, TTFT, TPOT, KV bytes held and wasted, paged against contiguous), the batch-8
-//            over batch-1 decode ratio, and the prefix cache on requests sharing a long prefix.
+//            over batch-1 decode ratio, and the prefix cache on requests sharing a long prefix;
+//   sampling: time per sampling step at vocabularies 512, 32000, 49152 and 151936: the GPU's
+//            temperature sampler, its top-k/top-p sampler (threshold search), and read-back + CPU.
 // --quick uses small shapes and a 2-layer synthetic model, so CI finishes it on a software adapter.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchBatching, type BatchBenchResult, type BatchPoint } from '../engine/bench/batch-bench.ts';
 import { benchDecode, type DecodeBenchOptions, type DecodeResult } from '../engine/bench/decode-bench.ts';
+import { benchSampling, type SamplingResult } from '../engine/bench/sampling-bench.ts';
 import { benchMatvec, fastest, type MatrixShape, type MatvecResult } from '../engine/bench/matvec-bench.ts';
 import type { AdapterReport } from '../engine/engine.ts';
 import { createEngine } from '../engine/index.ts';
@@ -28,9 +31,9 @@ import { nodeGpu } from '../node/gpu.ts';
 import { parseOptions, UsageError } from './args.ts';
 import { labModelsDir, makeModel } from './make-model.ts';
 
-const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|batching|all] [--quick] [--json FILE]';
+const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|batching|sampling|all] [--quick] [--json FILE]';
 
-const suites = ['kernels', 'e2e', 'batching', 'all'] as const;
+const suites = ['kernels', 'e2e', 'batching', 'sampling', 'all'] as const;
 type Suite = (typeof suites)[number];
 
 interface Plan {
@@ -53,6 +56,7 @@ interface Plan {
     /** Also run synthetic weights at SmolLM2-135M's shapes, whose weights dominate a step's traffic. */
     synthetic: boolean;
   };
+  samplingVocabs: number[];
 }
 
 const plans: Record<'full' | 'quick', Plan> = {
@@ -73,6 +77,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     maxTokens: 64,
     runs: 3,
     batching: { batchSizes: [1, 2, 4, 8, 16, 32], promptTokens: [16, 128], maxTokens: 64, synthetic: true },
+    samplingVocabs: [512, 32000, 49152, 151936],
   },
   quick: {
     shapes: [
@@ -91,6 +96,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     maxTokens: 6,
     runs: 1,
     batching: { batchSizes: [1, 2, 4], promptTokens: [8], maxTokens: 4, synthetic: false },
+    samplingVocabs: [512, 32000],
   },
 };
 
@@ -103,6 +109,7 @@ export interface BenchReport {
   headline?: { rows: number; cols: number; f32: { variant: string; ms: number }; q4_0: { variant: string; ms: number }; speedup: number };
   e2e: DecodeResult[];
   batching: BatchBenchResult[];
+  sampling: SamplingResult[];
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -151,7 +158,7 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
   const kc = new KernelContext(gpu);
   const probe = await measureBandwidth(kc);
   console.log(`roofline probe: read ${fixed(probe.readGBps)} GB/s, copy ${fixed(probe.copyGBps)} GB/s (${mib(probe.bytes)} buffer, ${probe.method} timing)\n`);
-  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [], batching: [] };
+  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [], batching: [], sampling: [] };
 
   if (suite === 'kernels' || suite === 'all') {
     const table = new Table([['matvec', 11], ['format', 10], ['variant', 8], ['ms', 9], ['± sd', 9], ['GB/s', 7], ['of probe', 8], ['max |err|', 9]]);
@@ -178,6 +185,19 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
     const stories = openModelPath(join(labModelsDir(), 'stories260K', 'stories260K.bin'));
     for (const weightFormat of formats) show(await benchDecode(gpu, { ...common, weightFormat, label: 'stories260K', ...stories }));
     for (const result of await benchSynthetic(gpu, common, formats, plan.syntheticLayers)) show(result);
+  }
+
+  if (suite === 'sampling' || suite === 'all') {
+    console.log('\nsampling: one step at temperature 1; gpu = top-k 40 and top-p 0.9 by threshold search; cpu = read the logits back and sample them in TypeScript');
+    const table = new Table([['vocab', 6], ['variant', 15], ['ms', 9], ['± sd', 9], ['read back', 10], ['timing', 9]]);
+    report.sampling = await benchSampling(gpu, {
+      vocabs: plan.samplingVocabs,
+      filters: { topK: 40, topP: 0.9, minP: 0 },
+      temperature: 1,
+      repetitions: plan.repetitions,
+      warmup: plan.warmup,
+      onResult: (r) => table.row([`${r.vocab}`, r.variant, fixed(r.ms), fixed(r.sdMs), `${r.readBackBytes} B`, r.method]),
+    });
   }
 
   if (suite === 'batching' || suite === 'all') {

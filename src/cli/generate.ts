@@ -3,6 +3,8 @@
 //                        [--matvec-variant V] [--sampler gpu|cpu] [--json]
 //                        [--prompts FILE | --batch N] [--kv paged|contiguous] [--page-size N]
 //                        [--attention fused|splitK|unfused] [--no-prefix-cache]
+//                        [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R]
+//                        [--frequency-penalty F] [--presence-penalty N]
 // PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
 // last line of stdout is one JSON object with the tokens, text and timings.
 // --prompts (one prompt per line) or --batch (N copies of --prompt, seeds S, S+1, ...) run all the
@@ -24,7 +26,8 @@ const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--
                                [--temperature T] [--seed S] [--max-context N] [--json]
                                [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]
                                [--sampler gpu|cpu] [--prompts FILE | --batch N] [--kv paged|contiguous]
-                               [--page-size ${blockSizes.join('|')}] [--attention fused|splitK|unfused] [--no-prefix-cache]`;
+                               [--page-size ${blockSizes.join('|')}] [--attention fused|splitK|unfused] [--no-prefix-cache]
+                               [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty N]`;
 
 const attentions = ['fused', 'splitK', 'unfused'] as const;
 
@@ -68,6 +71,12 @@ export async function main(args: string[]): Promise<number> {
       'page-size': { type: 'string' },
       attention: { type: 'string', default: 'fused' },
       'no-prefix-cache': { type: 'boolean', default: false },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      'min-p': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      'frequency-penalty': { type: 'string' },
+      'presence-penalty': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -100,6 +109,14 @@ export async function main(args: string[]): Promise<number> {
     const batchPrompts = values.prompts !== undefined ? readPrompts(values.prompts) : values.batch !== undefined ? new Array<string>(copies).fill(values.prompt!) : null;
     if (batchPrompts && values.sampler === 'cpu') throw new UsageError('--sampler cpu samples one sequence at a time: a batch samples on the GPU');
     const kv = (values.kv ?? (batchPrompts ? 'paged' : 'contiguous')) as 'paged' | 'contiguous';
+    const sampling = {
+      topK: numberOption(values['top-k'], 'top-k', 0, (n) => Number.isInteger(n) && n >= 0, 'a whole number >= 0 (0: off)'),
+      topP: numberOption(values['top-p'], 'top-p', 1, (n) => n > 0 && n <= 1, 'in (0, 1] (1: off)'),
+      minP: numberOption(values['min-p'], 'min-p', 0, (n) => n >= 0 && n <= 1, 'in [0, 1] (0: off)'),
+      repetitionPenalty: numberOption(values['repetition-penalty'], 'repetition-penalty', 1, (n) => n > 0, 'a number > 0 (1: off)'),
+      frequencyPenalty: numberOption(values['frequency-penalty'], 'frequency-penalty', 0, Number.isFinite, 'a number (0: off)'),
+      presencePenalty: numberOption(values['presence-penalty'], 'presence-penalty', 0, Number.isFinite, 'a number (0: off)'),
+    };
     const { files, entry } = openModelPath(values.model!);
     const tokenizer = values.tokenizer ? { files: directorySource(dirname(values.tokenizer)), path: basename(values.tokenizer) } : undefined;
 
@@ -119,7 +136,7 @@ export async function main(args: string[]): Promise<number> {
     });
     try {
       if (batchPrompts) {
-        const requests = batchPrompts.map((prompt, i) => ({ prompt, maxTokens, temperature, seed: (seed + i) >>> 0 }));
+        const requests = batchPrompts.map((prompt, i) => ({ prompt, maxTokens, temperature, seed: (seed + i) >>> 0, ...sampling }));
         const result = await engine.generateBatch({ requests, kv, pageSize, maxBatch: Math.min(requests.length, 32) });
         if (values.json) {
           console.log(JSON.stringify(batchJson(result, engine)));
@@ -133,7 +150,7 @@ export async function main(args: string[]): Promise<number> {
         }
         return 0;
       }
-      const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed }, (event) => {
+      const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed, ...sampling }, (event) => {
         if (!values.json) process.stdout.write(event.text);
       });
       if (values.json) {
