@@ -2,7 +2,7 @@
 //   argmax:             greedy; ties go to the lowest id; NaN logits are never picked
 //   sampleTemperature:  softmax(logits / T) sampled with the counter-based RNG below, which the
 //                       CPU reference (src/engine/reference/rng.ts) reproduces bit for bit.
-//   sampleFiltered:     penalties, then temperature with top-k, top-p and min-p, exactly as
+//   sampleFiltered:     a constraint's token mask, penalties, then temperature with top-k, top-p and min-p, exactly as
 //                       src/engine/reference/sample.ts `sampleFiltered` defines them, without
 //                       sorting the vocabulary: each cutoff is found by a binary search over the
 //                       bit patterns of a threshold (32 counting passes for top-k's logit, 30
@@ -57,6 +57,7 @@ struct Filters {
   frequencyPenalty: f32,
   presencePenalty: f32,
   penalize: u32, // 1 when any penalty is on: read and count `counts`
+  masked: u32, // 1 under a constraint: tokens whose bit in `allowed` is clear are never picked
 }
 
 @group(0) @binding(2) var<storage, read_write> token: array<u32>; // (1): the chosen token
@@ -65,10 +66,17 @@ struct Filters {
 @group(0) @binding(4) var<uniform> filters: Filters;
 // (vocab) occurrences of each token in the sequence so far; the sampler counts the token it picks.
 @group(0) @binding(5) var<storage, read_write> counts: array<u32>;
+// (ceil(vocab / 32)) bitset of the tokens a constraint allows now (src/engine/constrain/).
+@group(0) @binding(6) var<storage, read> allowed: array<u32>;
 
-// The logit after the repetition (CTRL: divide a positive logit, multiply a negative one),
-// frequency and presence penalties of a token seen `counts[i]` times.
+// The logit under the constraint's mask, after the repetition (CTRL: divide a positive logit,
+// multiply a negative one), frequency and presence penalties of a token seen `counts[i]` times.
 fn logit(i: u32) -> f32 {
+  if (filters.masked != 0u && (allowed[i >> 5u] & (1u << (i & 31u))) == 0u) {
+    // Far below any logit (an infinity literal does not compile): its weight underflows to 0, so it is
+    // never kept, and never the argmax while any token is allowed.
+    return -1.0e38;
+  }
   let v = logits[i];
   if (filters.penalize == 0u) {
     return v;

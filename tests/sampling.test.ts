@@ -16,14 +16,15 @@ import { nodeGpu } from '../src/node/gpu.ts';
 import { download, run, seededRandom, testKernels, upload, uploadUniform } from './helpers/gpu.ts';
 
 /** The single-sequence filtered sampler on the GPU: the token it picks and the counts it leaves. */
-async function gpuFiltered(logits: Float32Array, temperature: number, seed: number, pos: number, filters: SamplingFilters, penalties: SamplingPenalties = noPenalties, seen: readonly number[] = []) {
+async function gpuFiltered(logits: Float32Array, temperature: number, seed: number, pos: number, filters: SamplingFilters, penalties: SamplingPenalties = noPenalties, seen: readonly number[] = [], allowed?: Uint32Array) {
   const kc = await testKernels();
   const penalize = penalties !== noPenalties;
   const buffers = {
+    allowed: upload(kc.device, allowed ?? new Uint32Array(Math.ceil(logits.length / 32))),
     logits: upload(kc.device, logits),
     token: upload(kc.device, new Uint32Array([0xdead])),
     step: uploadUniform(kc.device, packParams(stepLayout, { pos, seed, temperature })),
-    filters: uploadUniform(kc.device, packParams(filtersLayout, { ...filters, ...penalties, penalize: penalize ? 1 : 0 })),
+    filters: uploadUniform(kc.device, packParams(filtersLayout, { ...filters, ...penalties, penalize: penalize ? 1 : 0, masked: allowed ? 1 : 0 })),
     counts: upload(kc.device, tokenCounts(seen, logits.length)),
   };
   await run(kc.device, await createFilteredSample(kc, 'sampleFiltered', buffers, logits.length));
@@ -121,6 +122,24 @@ describe('filtered sampler: GPU against the CPU reference', () => {
     const df = tokens.length - 1;
     const critical = df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
     expect(chi2).toBeLessThan(critical);
+  });
+});
+
+describe('constraint masks', () => {
+  it('only allowed tokens are ever picked, as the reference picks them from the masked logits', async () => {
+    const vocab = 300;
+    const logits = seededRandom(21)(vocab, 3);
+    const allowedIds = [3, 7, 100, 299];
+    const mask = new Uint32Array(Math.ceil(vocab / 32));
+    for (const id of allowedIds) mask[id >> 5] |= 1 << (id & 31);
+    const masked = logits.map((v, i) => (allowedIds.includes(i) ? v : -Infinity));
+    const best = allowedIds.reduce((a, b) => (logits[b] > logits[a] ? b : a));
+    expect((await gpuFiltered(logits, 0, 0, 0, noFilters, noPenalties, [], mask)).token).toBe(best);
+    for (const seed of [1, 2, 3, 4]) {
+      const { token } = await gpuFiltered(logits, 1.5, seed, 2, { topK: 3, topP: 1, minP: 0 }, noPenalties, [], mask);
+      expect(token).toBe(sampleFiltered(masked, 1.5, { topK: 3, topP: 1, minP: 0 }, uniform(seed, 3)));
+      expect(allowedIds).toContain(token);
+    }
   });
 });
 

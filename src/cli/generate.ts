@@ -4,7 +4,7 @@
 //                        [--prompts FILE | --batch N] [--kv paged|contiguous] [--page-size N]
 //                        [--attention fused|splitK|unfused] [--no-prefix-cache]
 //                        [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R]
-//                        [--frequency-penalty F] [--presence-penalty N]
+//                        [--frequency-penalty F] [--presence-penalty N] [--constrain json|regex:PATTERN]
 // PATH is a llama2.c .bin, a .gguf, or a Hugging Face folder. Streams text to stdout; with --json the
 // last line of stdout is one JSON object with the tokens, text and timings.
 // --prompts (one prompt per line) or --batch (N copies of --prompt, seeds S, S+1, ...) run all the
@@ -27,7 +27,8 @@ const usage = `usage: npm run -s generate -- --model PATH [--tokenizer PATH] [--
                                [--format ${weightFormats.join('|')}] [--matvec-variant ${matvecVariants.map((v) => v.name).join('|')}]
                                [--sampler gpu|cpu] [--prompts FILE | --batch N] [--kv paged|contiguous]
                                [--page-size ${blockSizes.join('|')}] [--attention fused|splitK|unfused] [--no-prefix-cache]
-                               [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty N]`;
+                               [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty N]
+                               [--constrain json|regex:PATTERN]`;
 
 const attentions = ['fused', 'splitK', 'unfused'] as const;
 
@@ -77,6 +78,7 @@ export async function main(args: string[]): Promise<number> {
       'repetition-penalty': { type: 'string' },
       'frequency-penalty': { type: 'string' },
       'presence-penalty': { type: 'string' },
+      constrain: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -150,17 +152,23 @@ export async function main(args: string[]): Promise<number> {
         }
         return 0;
       }
-      const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed, ...sampling }, (event) => {
+      const constraint = values.constrain;
+      const result = await engine.generate({ prompt: values.prompt!, maxTokens, temperature, seed, ...sampling, ...(constraint !== undefined && { constraint }) }, (event) => {
         if (!values.json) process.stdout.write(event.text);
       });
       if (values.json) {
-        const { tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason } = result;
+        const { tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, constraint: constraintReport } = result;
         const { source, tokenizer: tokenizerName, weightFormat, matvecVariant, settings } = engine.model;
-        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, model: source, tokenizer: tokenizerName, weightFormat, matvecVariant, sampler: settings.sampler, adapter: engine.adapter }));
+        console.log(JSON.stringify({ tokens, text, promptTokens, generatedTokens, prefillMs, decodeMs, decodeTokensPerSecond, stopReason, ...(constraintReport && { constraint: constraintReport }), model: source, tokenizer: tokenizerName, weightFormat, matvecVariant, sampler: settings.sampler, adapter: engine.adapter }));
       } else {
         process.stdout.write('\n');
         const rate = result.decodeTokensPerSecond.toFixed(1);
         console.error(`\n${result.generatedTokens} tokens, prefill ${result.prefillMs.toFixed(1)} ms, decode ${rate} tokens/s on ${engine.adapter.description || engine.adapter.vendor}`);
+        const c = result.constraint;
+        if (c) {
+          const perStep = c.maskCalls > 0 ? c.maskMs / c.maskCalls : 0;
+          console.error(`constraint ${c.spec}: ${c.complete ? 'complete' : 'NOT complete (stopped early)'}; ${c.maskCalls} masks (${c.cacheHits} cached), ${perStep.toFixed(3)} ms each on average, ${c.maxMaskMs.toFixed(2)} ms at most`);
+        }
       }
     } finally {
       engine.dispose();

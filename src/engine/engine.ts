@@ -76,6 +76,12 @@ export interface GenerateRequest {
   /** Subtracted from the logit of any token that occurred (0 or absent: off). Single sequences only. */
   presencePenalty?: number;
   /**
+   * Constrained decoding: 'json' (one JSON value) or 'regex:PATTERN' (the whole output matches).
+   * Tokens the constraint does not allow next are masked on the GPU before sampling; generation
+   * ends with EOS once the output is complete. Single sequences on the contiguous KV cache.
+   */
+  constraint?: string;
+  /**
    * Treat the prompt as a user's message and wrap it in the model's chat template (with the
    * assistant's generation prompt). Only for models whose ModelInfo.chatTemplate is true.
    */
@@ -112,6 +118,20 @@ export interface GenerateResult {
   decodeMs: number;
   decodeTokensPerSecond: number;
   stopReason: StopReason;
+  /** Under a constraint: the time spent computing token masks (it must not dominate the step). */
+  constraint?: ConstraintReport;
+}
+
+export interface ConstraintReport {
+  spec: string;
+  /** Masks computed or served from the cache, one per sampled step. */
+  maskCalls: number;
+  cacheHits: number;
+  /** Total and worst time of a mask. */
+  maskMs: number;
+  maxMaskMs: number;
+  /** Whether the output satisfies the constraint (false when it stopped early, e.g. at maxTokens). */
+  complete: boolean;
 }
 
 /** Many generations served together by continuous batching over a paged KV cache. */

@@ -49,14 +49,15 @@ export async function benchSampling(gpu: GpuContext, options: SamplingBenchOptio
     const token = device.createBuffer({ label: 'bench.token', size: 16, usage: storage });
     const counts = device.createBuffer({ label: 'bench.counts', size: 4 * vocab, usage: storage });
     const step = createParamsBuffer(device, 'bench.step', stepLayout, { pos: 7, seed: 1, temperature: options.temperature });
-    const filters = createParamsBuffer(device, 'bench.filters', filtersLayout, { ...options.filters, ...noPenalties, penalize: 0 });
+    const filters = createParamsBuffer(device, 'bench.filters', filtersLayout, { ...options.filters, ...noPenalties, penalize: 0, masked: 0 });
+    const allowed = device.createBuffer({ label: 'bench.allowed', size: 4 * Math.ceil(vocab / 32), usage: storage });
     const staging = device.createBuffer({ label: 'bench.logits.readback', size: 4 * vocab, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
       const buffers = { logits: logitsBuffer, token, step };
       const timingOptions = { repetitions: options.repetitions, warmup: options.warmup };
       const plain = await timeDispatches(gpu, [await createTemperatureSample(kc, 'bench.sampleTemperature', buffers, vocab)], timingOptions);
       record({ vocab, variant: 'gpu-temperature', ms: plain.meanMs, sdMs: plain.sdMs, method: plain.method, readBackBytes: 4 });
-      const filtered = await timeDispatches(gpu, [await createFilteredSample(kc, 'bench.sampleFiltered', { ...buffers, filters, counts }, vocab)], timingOptions);
+      const filtered = await timeDispatches(gpu, [await createFilteredSample(kc, 'bench.sampleFiltered', { ...buffers, filters, counts, allowed }, vocab)], timingOptions);
       record({ vocab, variant: 'gpu', ms: filtered.meanMs, sdMs: filtered.sdMs, method: filtered.method, readBackBytes: 4 });
 
       // CPU: copy the logits out, map them, sample (wall time of the whole round trip).
@@ -75,7 +76,7 @@ export async function benchSampling(gpu: GpuContext, options: SamplingBenchOptio
       const cpu = meanSd(samples);
       record({ vocab, variant: 'cpu', ms: cpu.mean, sdMs: cpu.sd, method: 'wall', readBackBytes: 4 * vocab });
     } finally {
-      for (const buffer of [logitsBuffer, token, counts, step, filters, staging]) buffer.destroy();
+      for (const buffer of [logitsBuffer, token, counts, allowed, step, filters, staging]) buffer.destroy();
     }
   }
   return results;

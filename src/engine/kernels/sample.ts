@@ -24,6 +24,7 @@ export const filtersLayout = [
   ['frequencyPenalty', 'f32'],
   ['presencePenalty', 'f32'],
   ['penalize', 'u32'],
+  ['masked', 'u32'],
 ] as const satisfies ParamLayout;
 
 export interface FilteredSampleBuffers extends SampleBuffers {
@@ -31,6 +32,8 @@ export interface FilteredSampleBuffers extends SampleBuffers {
   filters: GPUBuffer;
   /** (vocab) u32 occurrences of each token, counted up by the sampler. */
   counts: GPUBuffer;
+  /** (ceil(vocab / 32)) u32 bitset of allowed tokens, read when filters.masked is set. */
+  allowed: GPUBuffer;
 }
 
 /**
@@ -56,7 +59,7 @@ export function createFilteredSample(kc: KernelContext, label: string, b: Filter
     entryPoint: 'sampleFiltered',
     defines: { ROWS: false, FILTERED: true },
     params: { layout: sampleParams, values: { vocab } },
-    buffers: [b.logits, b.token, b.step, b.filters, b.counts],
+    buffers: [b.logits, b.token, b.step, b.filters, b.counts, b.allowed],
     workgroups: [1, 1, 1],
     cost: sampleCost(vocab, filteredSamplePasses),
   });

@@ -46,6 +46,7 @@ function checkBatchRequest(request: BatchGenerateRequest, model: BatchModel): nu
     validateRequest(r);
     if (r.maxTokens < 1) throw new RequestError(`request ${i}: maxTokens must be at least 1 in a batch, got ${r.maxTokens}`);
     if (r.inspect) throw new RequestError(`request ${i}: inspect reads one sequence's logits every step and is not available in a batch`);
+    if (r.constraint) throw new RequestError(`request ${i}: constrained decoding runs on the contiguous KV cache, one sequence at a time (its mask follows each sampled token)`);
     if (penaltiesActive(requestPenalties(r))) {
       throw new RequestError(`request ${i}: repetition, frequency and presence penalties need per-sequence token counts, which the batched sampler does not keep: use the contiguous KV cache`);
     }

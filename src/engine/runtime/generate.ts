@@ -3,6 +3,9 @@
 // left on the GPU) before step n's token is mapped back, so the GPU never idles waiting for the
 // CPU's read-back. Sampling on the CPU, or inspecting each step's distribution, needs the logits
 // on the CPU before the next step can start, so those steps run one at a time.
+import { compileConstraint, type Constraint } from '../constrain/constraint.ts';
+import { buildConstraintVocabulary, type ConstraintVocabulary } from '../constrain/vocabulary.ts';
+import { isAllowed } from '../constrain/token-mask.ts';
 import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
 import { GpuOperationError, RequestError } from '../errors.ts';
 import { uniform } from '../reference/rng.ts';
@@ -30,6 +33,19 @@ export function validateRequest(request: GenerateRequest): void {
   check('repetitionPenalty', (v) => Number.isFinite(v) && v > 0, 'a number > 0 (1: off)');
   check('frequencyPenalty', Number.isFinite, 'a finite number (0: off)');
   check('presencePenalty', Number.isFinite, 'a finite number (0: off)');
+}
+
+// A tokenizer's vocabulary as constraints see it: built on the first constrained request (it
+// decodes every token once, about a second for a 49k vocabulary), then kept with the tokenizer.
+const constraintVocabularies = new WeakMap<Tokenizer, ConstraintVocabulary>();
+
+function constraintFor(tokenizer: Tokenizer, spec: string): Constraint {
+  let vocabulary = constraintVocabularies.get(tokenizer);
+  if (!vocabulary) {
+    vocabulary = buildConstraintVocabulary(tokenizer);
+    constraintVocabularies.set(tokenizer, vocabulary);
+  }
+  return compileConstraint(spec, vocabulary);
 }
 
 /** The request's top-k / top-p / min-p, with the defaults (off) filled in. */
@@ -105,14 +121,15 @@ export async function generate(
   const budget = Math.min(request.maxTokens, context - prompt.length);
   const filters = requestFilters(request);
   const penalties = requestPenalties(request);
-  // The plain kernels when no cut or penalty applies; cuts do nothing to a greedy pick.
-  const filtered = penaltiesActive(penalties) || (request.temperature > 0 && filtersActive(filters));
+  const constraint = request.constraint ? constraintFor(tokenizer, request.constraint) : null;
+  // The plain kernels when no cut, penalty or mask applies; cuts do nothing to a greedy pick.
+  const filtered = constraint !== null || penaltiesActive(penalties) || (request.temperature > 0 && filtersActive(filters));
   const sampler: Sampler = filtered
     ? { kind: 'filtered', temperature: request.temperature, seed: request.seed }
     : request.temperature > 0
       ? { kind: 'temperature', temperature: request.temperature, seed: request.seed }
       : { kind: 'argmax' };
-  if (filtered) model.prepareFiltered(filters, penalties, prompt);
+  if (filtered) model.prepareFiltered(filters, penalties, prompt, constraint !== null);
   // The CPU sampler's own occurrence counts (the GPU sampler keeps its counts on the GPU).
   const counts = penaltiesActive(penalties) ? tokenCounts(prompt, model.config.vocabSize) : null;
   const stopIds = stopTokens(tokenizer);
@@ -132,16 +149,25 @@ export async function generate(
   const readLogits = () => Promise.race([model.readStepLogits(), lost]);
   const cpuSampler = options.sampler === 'cpu';
   const inspect = request.inspect ?? 0;
-  const stepByStep = cpuSampler || inspect > 0;
+  const readsLogits = cpuSampler || inspect > 0;
+  // A constraint's next mask depends on this token: no step can be queued before it is known.
+  const stepByStep = readsLogits || constraint !== null;
+  /** Puts the constraint's mask for the next sampled step on the GPU. */
+  const writeMask = () => {
+    if (constraint && !cpuSampler) model.writeAllowed(constraint.mask());
+  };
   // The GPU sampler runs only where it picks the token; the head (logits) runs in every sampled step.
   const gpuSampler = cpuSampler ? null : sampler;
   /** The token at `pos`: sampled here from read-back logits (CPU sampler), else read from the GPU. */
   const nextToken = async (pos: number): Promise<{ token: number; distribution?: StepDistribution }> => {
-    const raw = stepByStep ? await readLogits() : null;
-    const logits = raw && counts ? penalize(raw, counts, penalties) : raw;
+    const raw = readsLogits ? await readLogits() : null;
+    const penalized = raw && counts ? penalize(raw, counts, penalties) : raw;
+    const mask = penalized && constraint ? constraint.mask() : null;
+    const logits = penalized && mask ? penalized.map((v, i) => (isAllowed(mask, i) ? v : -Infinity)) : penalized;
     const u = uniform(request.seed >>> 0, pos);
     const token = !cpuSampler ? await readToken(0) : filtered ? sampleFiltered(logits!, request.temperature, filters, u) : sampleToken(logits!, request.temperature, u);
     if (counts) counts[token]++;
+    constraint?.advance(token);
     if (!logits || inspect === 0) return { token };
     return { token, distribution: { position: pos, sampled: token, temperature: request.temperature, ...topCandidates(logits, inspect, tokenizer) } };
   };
@@ -149,7 +175,8 @@ export async function generate(
   try {
     if (budget > 0) {
       for (let pos = 0; pos < prompt.length - 1; pos++) model.submitStep(pos, prompt[pos], null);
-      model.submitStep(prompt.length - 1, prompt[prompt.length - 1], gpuSampler, 0, stepByStep);
+      writeMask();
+      model.submitStep(prompt.length - 1, prompt[prompt.length - 1], gpuSampler, 0, readsLogits);
     }
     for (let n = 0; n < budget; n++) {
       const pos = prompt.length + n; // position of the token being produced
@@ -161,7 +188,10 @@ export async function generate(
       let distribution: StepDistribution | undefined;
       if (stepByStep) {
         ({ token, distribution } = await nextToken(pos));
-        if (n + 1 < budget && !stopIds.includes(token)) model.submitStep(pos, token, gpuSampler, 0, true);
+        if (n + 1 < budget && !stopIds.includes(token)) {
+          writeMask();
+          model.submitStep(pos, token, gpuSampler, 0, readsLogits);
+        }
       } else {
         // Queue the next step before waiting on this one's token (it reads the token on the GPU).
         if (n + 1 < budget) model.submitStep(pos, null, sampler, (n + 1) % 2);
@@ -202,5 +232,10 @@ export async function generate(
     // Like llama2.c, the rate counts the tokens after the first (whose time is the prefill's).
     decodeTokensPerSecond: generatedTokens > 1 ? ((generatedTokens - 1) * 1000) / decodeMs : 0,
     stopReason,
+    ...(constraint && { constraint: { spec: constraint.spec, ...pick(constraint.stats), complete: constraint.finished || constraint.complete } }),
   };
+}
+
+function pick(stats: Constraint['stats']) {
+  return { maskCalls: stats.maskCalls, cacheHits: stats.cacheHits, maskMs: stats.maskMs, maxMaskMs: stats.maxMaskMs };
 }

@@ -70,6 +70,7 @@ interface RunState {
   token: GPUBuffer; // (1) u32: the token being processed; the sampler overwrites it with the next one
   filters: GPUBuffer; // Filters uniform of the filtered sampler
   counts: GPUBuffer; // (vocab) u32 occurrences of each token, for the penalties
+  allowed: GPUBuffer; // (ceil(vocab / 32)) u32 bitset of the tokens a constraint allows
 }
 
 export class GpuModel {
@@ -160,6 +161,7 @@ export class GpuModel {
         token: await allocate('token', 4),
         filters: await allocate('filters', paramsByteLength(filtersLayout), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST),
         counts: await allocate('counts', 4 * c.vocabSize),
+        allowed: await allocate('allowed', 4 * Math.ceil(c.vocabSize / 32)),
       };
       device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
 
@@ -204,7 +206,7 @@ export class GpuModel {
         Promise.all(head),
         createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
         createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
-        createFilteredSample(kc, 'sampleFiltered', { ...sampleBuffers, filters: s.filters, counts: s.counts }, c.vocabSize),
+        createFilteredSample(kc, 'sampleFiltered', { ...sampleBuffers, filters: s.filters, counts: s.counts, allowed: s.allowed }, c.vocabSize),
       ]);
       const compileMs = performance.now() - compileStarted;
       const kvCacheBytes = s.keyCache.size + s.valueCache.size;
@@ -268,12 +270,20 @@ export class GpuModel {
     return sampler.kind === 'argmax' ? this.argmax : sampler.kind === 'temperature' ? this.temperatureSample : this.filteredSample;
   }
 
-  /** Sets the filtered sampler's cuts and penalties for a generation, counting `tokens` (the prompt) as seen. */
-  prepareFiltered(filters: SamplingFilters, penalties: SamplingPenalties, tokens: readonly number[]): void {
+  /**
+   * Sets the filtered sampler's cuts and penalties for a generation, counting `tokens` (the prompt)
+   * as seen; `masked` makes it read the allowed-token bitset (writeAllowed before each sampled step).
+   */
+  prepareFiltered(filters: SamplingFilters, penalties: SamplingPenalties, tokens: readonly number[], masked = false): void {
     const { device } = this.gpu;
     const penalize = penaltiesActive(penalties);
-    device.queue.writeBuffer(this.state.filters, 0, packParams(filtersLayout, { ...filters, ...penalties, penalize: penalize ? 1 : 0 }));
+    device.queue.writeBuffer(this.state.filters, 0, packParams(filtersLayout, { ...filters, ...penalties, penalize: penalize ? 1 : 0, masked: masked ? 1 : 0 }));
     if (penalize) device.queue.writeBuffer(this.state.counts, 0, tokenCounts(tokens, this.config.vocabSize));
+  }
+
+  /** The constraint's mask for the next sampled step (bit i of word i >> 5: token i allowed). */
+  writeAllowed(mask: Uint32Array): void {
+    this.gpu.device.queue.writeBuffer(this.state.allowed, 0, mask);
   }
 
   /** Bytes one decode step reads with `length` positions in the KV cache (see decodeBytesRead). */
