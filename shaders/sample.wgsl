@@ -172,14 +172,10 @@ fn drawToken(lane: u32, temperature: f32, seed: u32, pos: u32) -> u32 {
       sum += exp((v - maxLogit) * invT);
     }
   }
-  chunkSum[lane] = sum;
-  workgroupBarrier();
+  // chunkSum keeps each lane's sum for the walk below.
+  let total = workgroupSum(lane, sum);
   if (lane != 0u) {
     return NONE;
-  }
-  var total = 0.0;
-  for (var t = 0u; t < WORKGROUP_SIZE; t++) {
-    total += chunkSum[t];
   }
   let goal = uniform01(seed, pos + 1u) * total;
   // Walk the chunks to the one holding the target mass, then its tokens.
@@ -362,14 +358,9 @@ fn drawFiltered(lane: u32, temperature: f32, seed: u32, pos: u32, topK: u32, top
     }
     minWeight = max(minWeight, bitcast<f32>(lo));
   }
-  chunkSum[lane] = chunkKeptSum(lane, cut, maxLogit, invT, minWeight);
-  workgroupBarrier();
+  let total = workgroupSum(lane, chunkKeptSum(lane, cut, maxLogit, invT, minWeight));
   if (lane != 0u) {
     return NONE;
-  }
-  var total = 0.0;
-  for (var t = 0u; t < WORKGROUP_SIZE; t++) {
-    total += chunkSum[t];
   }
   let goal = uniform01(seed, pos + 1u) * total;
   var cumulative = 0.0;
