@@ -86,7 +86,7 @@ export async function generateBatch(model: BatchModel, context: BatchContext, re
       const last = scheduler.runningCount === 0 && scheduler.waitingCount === 0;
       const withPages = last || now - lastPagesAt >= pagesEveryMs;
       if (withPages) lastPagesAt = now;
-      events.step({ step: scheduler.stats.steps, rows, running: scheduler.runningCount, waiting: scheduler.waitingCount, kv, ...(withPages && { pages: model.pool.snapshot() }) });
+      events.step({ step: scheduler.stats.steps, rows, running: scheduler.runningCount, waiting: scheduler.waitingCount, kv, ...(withPages && { pages: scheduler.pages() }) });
     },
   });
 

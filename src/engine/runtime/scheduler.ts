@@ -17,7 +17,7 @@
 // pool is refused at once.
 import { CancelledError, RequestError } from '../errors.ts';
 import { kvMemoryReport, type KvMemoryReport } from '../kv/kv-memory.ts';
-import { kvBytesPerToken, pageBytes, SequenceKv } from '../kv/page-pool.ts';
+import { kvBytesPerToken, pageBytes, SequenceKv, type PageSnapshot } from '../kv/page-pool.ts';
 import type { PrefixCache } from '../kv/prefix-cache.ts';
 import type { StopReason } from '../engine.ts';
 import type { SamplingFilters } from '../reference/sample.ts';
@@ -67,7 +67,7 @@ export interface SchedulerOptions {
 export interface KvUsage {
   /** Bytes of the distinct pages the running sequences hold. */
   reservedBytes: number;
-  /** Bytes holding K/V of tokens already written. */
+  /** Bytes of those pages holding K/V of tokens already written (shared pages once). */
   liveBytes: number;
   /** The same sequences' lengths laid out both ways (what each layout reserves for them). */
   paged: KvMemoryReport;
@@ -173,13 +173,38 @@ export class Scheduler {
   kvUsage(): KvUsage {
     const { config, contextLength, layout } = this.model;
     const lengths = this.running.map((s) => this.writtenTokens(s));
-    const pages = new Set(this.running.flatMap((s) => s.kv!.blockTable));
+    const fill = this.pageFill();
+    let liveSlots = 0;
+    for (const slots of fill.values()) liveSlots += slots;
     return {
-      reservedBytes: pages.size * pageBytes(layout),
-      liveBytes: lengths.reduce((sum, n) => sum + n, 0) * kvBytesPerToken(config),
+      reservedBytes: fill.size * pageBytes(layout),
+      liveBytes: liveSlots * kvBytesPerToken(config),
       paged: kvMemoryReport(lengths, config, contextLength, 'paged', layout.blockSize),
       contiguous: kvMemoryReport(lengths, config, contextLength, 'contiguous', layout.blockSize),
     };
+  }
+
+  /** Every page of the pool, pages of running sequences filled as far as their K/V is written. */
+  pages(): PageSnapshot[] {
+    const fill = this.pageFill();
+    return this.model.pool.snapshot().map((page) => (fill.has(page.page) ? { ...page, filledSlots: fill.get(page.page)! } : page));
+  }
+
+  /**
+   * Slots holding written K/V in each page a running sequence holds (a shared page counted once, as
+   * full as its fullest owner has it). The pool only knows reservations, which for contiguous
+   * placement are the whole context.
+   */
+  private pageFill(): Map<number, number> {
+    const { blockSize } = this.model.layout;
+    const fill = new Map<number, number>();
+    for (const s of this.running) {
+      const written = this.writtenTokens(s);
+      s.kv!.blockTable.forEach((page, block) => {
+        fill.set(page, Math.max(fill.get(page) ?? 0, Math.max(0, Math.min(blockSize, written - block * blockSize))));
+      });
+    }
+    return fill;
   }
 
   /** Pages only the prefix cache holds. */
