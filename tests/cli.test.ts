@@ -70,6 +70,8 @@ describe('npm run generate', () => {
       expect(trace.distributions[0].candidates).toHaveLength(20);
       expect(trace.workbench!.results.length).toBe(4);
       expect(trace.model.bandwidth.readGBps).toBeGreaterThan(0);
+      expect(trace.batching!.points.map((p) => p.batchSize)).toEqual([1, 2, 4, 8]);
+      expect(trace.kv!.step.pages.some((page) => page.owners.length > 0)).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -62,7 +62,7 @@ describe('presenter steps', () => {
     expect(kinds[q4 + 1]).toBe('generate');
     expect(kinds).toContain('profile');
     const shown = defaultScript.flatMap((s) => (s.action?.kind === 'show' ? [s.action.panel] : []));
-    expect(shown).toEqual(['model', 'tokens-per-second', 'memory', 'workbench', 'economics']);
+    expect(shown).toEqual(['model', 'tokens-per-second', 'memory', 'workbench', 'batching', 'kv-cache', 'economics']);
     expect(defaultScript.length).toBeGreaterThanOrEqual(8);
     for (const step of defaultScript) {
       expect(step.title.length).toBeGreaterThan(0);
@@ -75,6 +75,8 @@ describe('presenter steps', () => {
   it('describes each action in words', () => {
     expect(describeAction({ kind: 'set', key: 'weightFormat', value: 'q4_0' })).toBe('set weight format to q4_0');
     expect(describeAction({ kind: 'set', key: 'sampler', value: 'cpu' })).toBe('set sampler to cpu');
+    expect(describeAction({ kind: 'set', key: 'prefixCache', value: 'false' })).toBe('set prefix cache to off');
+    expect(describeAction({ kind: 'show', panel: 'kv-cache' })).toBe('show the kv-cache panel');
     expect(describeAction({ kind: 'generate' })).toBe('generate');
     expect(describeAction({ kind: 'show', panel: 'memory' })).toBe('show the memory panel');
     expect(describeAction({ kind: 'profile' })).toBe('profile one decode step');

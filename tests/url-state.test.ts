@@ -39,6 +39,13 @@ describe('parseUrlState', () => {
     expect(parseUrlState('?weightFormat=f16-native').settings).toEqual({ weightFormat: 'f16-native' });
   });
 
+  it('reads the KV cache switches, dropping values the engine has no such setting for', () => {
+    expect(parseUrlState('?kvCache=paged&pageSize=32&prefixCache=0&attention=splitK').settings).toEqual({ kvCache: 'paged', pageSize: 32, prefixCache: false, attention: 'splitK' });
+    expect(parseUrlState('?prefixCache=1&pageSize=8&attention=unfused').settings).toEqual({ prefixCache: true, pageSize: 8, attention: 'unfused' });
+    const bad = ['kvCache=ring', 'kvCache=', 'pageSize=12', 'pageSize=16.0', 'pageSize=0x10', 'pageSize=-16', 'prefixCache=yes', 'attention=flash', 'attention=FUSED'];
+    for (const pair of bad) expect(parseUrlState(`?${pair}`).settings, pair).toEqual({});
+  });
+
   it('reads presenter as a flag and panels as a list of ids', () => {
     expect(parseUrlState('?presenter').presenter).toBe(true);
     expect(parseUrlState('?presenter=true').presenter).toBe(true);
@@ -83,12 +90,17 @@ describe('formatUrlState', () => {
     expect(query).toBe('?model=stories260K/stories260K.gguf&weightFormat=q4_0&sampler=cpu&prompt=Once%20upon%20a%20time&panels=memory,workbench&presenter=1&step=2&trace=traces/a.json');
   });
 
+  it('writes the KV cache switches after the sampler, prefix cache as a flag, defaults left out', () => {
+    expect(formatUrlState({ settings: { attention: 'unfused', prefixCache: false, pageSize: 8, kvCache: 'paged', sampler: 'gpu' } })).toBe('?kvCache=paged&pageSize=8&prefixCache=0&attention=unfused');
+    expect(formatUrlState({ settings: { kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' } })).toBe('');
+  });
+
   it('round-trips any state whose values are not defaults', () => {
     const states: LabUrlState[] = [
       {
         model: 'custom/model.gguf',
         tokenizer: '',
-        settings: { weightFormat: 'f16', matvecVariant: 'multiRow', sampler: 'cpu' },
+        settings: { weightFormat: 'f16', matvecVariant: 'multiRow', sampler: 'cpu', kvCache: 'paged', pageSize: 32, prefixCache: false, attention: 'splitK' },
         prompt: 'a & b = c? #1 +x, /y 100%\nnext line — “quoted”',
         maxTokens: 1,
         temperature: 1.25,

@@ -9,10 +9,11 @@ import type { EngineSettings, ShaderEditReport, StepDistribution, StepProfile, W
 import { WorkerEngine, type TuningKeeper } from '../worker/worker-engine.ts';
 import { choicesFromQuery, type ModelChoice } from './models.ts';
 import { settingsLabel, tpotMs } from './run-stats.ts';
-import { describeChange, type FlipMeasurement } from './switches.ts';
+import { describeChanges, settingChange, type FlipMeasurement } from './switches.ts';
+import { fullerStep, mixedBatch, pagedStep, sweepBatch, sweepBatchSizes, sweepPoint, warmUpBatch } from './batch-runs.ts';
 import { defaultDollarsPerHour, type ReferenceGpuKey } from './reference-figures.ts';
 import { formatUrlState, parseUrlState, urlDefaults } from './url-state.ts';
-import type { AbComparison, LabTrace, PromptSweepPoint, RunRecord, SwitchMark } from './trace.ts';
+import type { AbComparison, BatchSweep, BatchSweepPoint, KvSnapshot, LabTrace, PagedStep, PromptSweepPoint, RunRecord, SwitchMark } from './trace.ts';
 
 /** Shortest time between two repaints of the streamed text and charts while generating. */
 const uiIntervalMs = 50;
@@ -78,7 +79,7 @@ export class Lab {
   readonly choices: readonly ModelChoice[];
   modelId = $state('');
   /** Switches asked for (applied at load, and by applySetting on the loaded model). */
-  settings = $state.raw<EngineSettings>({ weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu' });
+  settings = $state.raw<EngineSettings>({ ...urlDefaults.settings });
   /** The switch being applied, while the engine rebuilds. */
   pendingSwitch = $state<string | null>(null);
   flipBefore = $state.raw<FlipMeasurement | null>(null);
@@ -119,6 +120,15 @@ export class Lab {
   editReport = $state.raw<ShaderEditReport | null>(null);
   wgslEdited = $state(false);
 
+  /** The batching sweep's inputs: the largest batch size it runs and the tokens each copy generates. */
+  batchOptions = $state.raw<{ maxBatch: number; maxTokens: number }>({ maxBatch: 8, maxTokens: 24 });
+  batchSweep = $state.raw<BatchSweep | null>(null);
+  /** KV layout of the mixed batch the KV-cache panel watches (batched runs default to paged). */
+  kvLayout = $state<'paged' | 'contiguous'>('paged');
+  kvSnapshot = $state.raw<KvSnapshot | null>(null);
+  /** Which batched run is in flight (Cancel stops it). */
+  batchRun = $state<'sweep' | 'mixed' | null>(null);
+
   /** Decode speed: the engine's figure once done; while running, from the step times so far (first step excluded: it includes prefill). */
   tokensPerSecond = $derived.by(() => {
     if (this.result) return this.result.decodeTokensPerSecond;
@@ -131,6 +141,8 @@ export class Lab {
   canGenerate = $derived(this.#hasEngine && !this.busy && !this.replaying);
   /** The settings the engine actually runs (the model's, once loaded). */
   activeSettings = $derived(this.model?.settings ?? this.settings);
+  /** Distributions come from the single-sequence model's logits: a paged generation has none to read. */
+  inspectAvailable = $derived(this.activeSettings.kvCache === 'contiguous');
 
   /** Panels shown, in order (all of them unless the URL names some). */
   panels = $state.raw<string[] | null>(null);
@@ -277,7 +289,7 @@ export class Lab {
     };
     try {
       const result = await engine.generate(
-        { prompt: this.prompt, maxTokens: this.maxTokens, temperature: this.temperature, seed: this.seed, inspect: this.inspect ? inspectCandidates : 0, chat: this.chat && engine.model.chatTemplate },
+        { prompt: this.prompt, maxTokens: this.maxTokens, temperature: this.temperature, seed: this.seed, inspect: this.inspect && this.inspectAvailable ? inspectCandidates : 0, chat: this.chat && engine.model.chatTemplate },
         (event) => {
           if (this.ttftMs === null) this.ttftMs = performance.now() - started;
           pending.push({ text: event.text, stepMs: event.stepMs });
@@ -328,12 +340,19 @@ export class Lab {
     this.#controller?.abort();
   }
 
-  /** Flips one switch on the running model (a generation in progress is stopped first). */
+  /** Flips one switch on the running model (a generation in progress is stopped first); `value` is the switch's text form ("16", "true"). */
   async applySetting(key: keyof EngineSettings, value: string): Promise<void> {
+    let change: Partial<EngineSettings>;
+    try {
+      change = settingChange(key, value);
+    } catch (error) {
+      this.error = describeError(error);
+      return;
+    }
     const engine = this.#engine;
     if (!engine || this.replaying) {
       // No engine (a failed load, or a replay): the next load starts with the new switch.
-      this.settings = { ...this.settings, [key]: value };
+      this.settings = { ...this.settings, ...change };
       if (!this.replaying && this.status !== 'loading') await this.load(this.modelId);
       return;
     }
@@ -342,16 +361,18 @@ export class Lab {
       while (this.status === 'generating') await new Promise((resolve) => setTimeout(resolve, 10));
     }
     if (this.busy) return;
-    const from = engine.model.settings[key];
-    if (from === value) return;
+    const before = engine.model.settings;
+    if (before[key] === change[key]) return;
     const last = this.runs[this.runs.length - 1];
     this.flipBefore = this.#snapshot(settingsLabel(engine.model.settings, engine.model), last?.result?.decodeTokensPerSecond ?? null);
     this.flipAfter = null;
     await this.#withEngine(`applying ${key} = ${value}`, key, async () => {
-      const model = await engine.reconfigure({ [key]: value });
+      const model = await engine.reconfigure(change);
       this.model = model;
       this.settings = model.settings;
-      this.marks = [...this.marks, { beforeRun: this.runs.length, label: describeChange(key, from, value) }];
+      // The engine may change a dependent switch too (paging puts the sampler on the GPU): the mark names every change.
+      const label = describeChanges(before, model.settings);
+      if (label) this.marks = [...this.marks, { beforeRun: this.runs.length, label }];
       void this.#refreshSource();
     });
   }
@@ -415,6 +436,82 @@ export class Lab {
     await this.#withEngine('running the workbench', null, async () => {
       this.workbench = await engine.runWorkbench({ op: 'matvec', ...request });
     });
+  }
+
+  /**
+   * The batching sweep: the prompt as N copies (seeds seed, seed + 1, …) served together at each
+   * batch size up to batchOptions.maxBatch, one point per size. Cancel keeps the points so far.
+   */
+  async sweepBatchSizes(): Promise<void> {
+    const { maxBatch, maxTokens } = this.batchOptions;
+    await this.#batchTask('sweeping batch sizes', 'sweep', async (engine, signal) => {
+      const generation = { prompt: this.prompt, maxTokens, temperature: this.temperature, seed: this.seed, chat: this.chat && engine.model.chatTemplate };
+      const settings = engine.model.settings;
+      let points: BatchSweepPoint[] = [];
+      this.batchSweep = { prompt: generation.prompt, maxTokens, settings, points };
+      const sizes = sweepBatchSizes.filter((b) => b <= maxBatch);
+      this.progress = 'sweeping batch sizes: warming up…';
+      await engine.generateBatch(warmUpBatch(sizes[sizes.length - 1], generation, settings), {}, signal);
+      if (engine !== this.#engine || signal.aborted) return;
+      for (const batchSize of sizes) {
+        this.progress = `sweeping batch sizes: ${batchSize} ${batchSize === 1 ? 'sequence' : 'sequences'}…`;
+        const result = await engine.generateBatch(sweepBatch(batchSize, generation, settings), {}, signal);
+        // A cancelled batch returns what its sequences had: not a measurement of this batch size.
+        if (engine !== this.#engine || signal.aborted) return;
+        points = [...points, sweepPoint(batchSize, result)];
+        this.batchSweep = { prompt: generation.prompt, maxTokens, settings, points };
+      }
+    });
+  }
+
+  /**
+   * The mixed batch the KV-cache panel watches: the page pool is shown as the steps report it
+   * (about every 100 ms), and once the batch has finished, at the step that reserved the most.
+   */
+  async runMixedBatch(): Promise<void> {
+    const layout = this.kvLayout;
+    await this.#batchTask('running a mixed batch', 'mixed', async (engine, signal) => {
+      const request = mixedBatch(engine.model.settings, layout, this.temperature, this.seed);
+      const requests = request.requests.map((r) => ({ prompt: r.prompt, maxTokens: r.maxTokens }));
+      const maxBatch = request.maxBatch ?? requests.length;
+      let fullest: PagedStep | null = null;
+      this.kvSnapshot = null;
+      const result = await engine.generateBatch(
+        request,
+        {
+          step: (event) => {
+            const step = pagedStep(event);
+            if (!step || engine !== this.#engine) return;
+            fullest = fullerStep(fullest, step);
+            this.kvSnapshot = { requests, maxBatch, step, state: 'running', prefix: null };
+          },
+        },
+        signal,
+      );
+      if (engine !== this.#engine || !fullest) return;
+      this.kvSnapshot = { requests, maxBatch, step: fullest, state: signal.aborted ? 'cancelled' : 'finished', prefix: result.prefix };
+    });
+  }
+
+  /** Runs a batched generation with the page marked busy; stop() cancels it, keeping what it recorded so far. */
+  async #batchTask(what: string, run: 'sweep' | 'mixed', task: (engine: WorkerEngine, signal: AbortSignal) => Promise<void>): Promise<void> {
+    const engine = this.#engine;
+    if (!engine || this.busy || this.replaying) return;
+    const controller = new AbortController();
+    this.#controller = controller;
+    this.batchRun = run;
+    try {
+      await this.#withEngine(what, null, async () => {
+        try {
+          await task(engine, controller.signal);
+        } catch (error) {
+          if (!(error instanceof CancelledError)) throw error;
+        }
+      });
+    } finally {
+      if (this.#controller === controller) this.#controller = null;
+      this.batchRun = null;
+    }
   }
 
   /** Checks edited matvec WGSL; the model switches to it only if it compiles and matches the reference. */
@@ -488,6 +585,8 @@ export class Lab {
       distributions: this.distributions,
       workbench: this.workbench,
       ab: this.ab,
+      batching: this.batchSweep,
+      kv: this.kvSnapshot,
     };
   }
 
@@ -509,6 +608,8 @@ export class Lab {
     this.distributions = trace.distributions;
     this.workbench = trace.workbench;
     this.ab = trace.ab;
+    this.batchSweep = trace.batching ?? null;
+    this.kvSnapshot = trace.kv ?? null;
     const last = trace.runs[trace.runs.length - 1];
     this.result = last?.result ?? null;
     this.stepMs = last?.stepMs ?? [];

@@ -2,7 +2,7 @@
 // an optional action the page performs when the step is reached. Pure data and pure functions:
 // the page keeps the step index in its state and runs the actions against the engine.
 import type { EngineSettings } from '../engine/telemetry.ts';
-import { landedSwitch } from './switches.ts';
+import { landedSwitch, valueLabel } from './switches.ts';
 
 export type PresenterAction =
   | { kind: 'set'; key: keyof EngineSettings; value: string }
@@ -66,6 +66,16 @@ export const defaultScript: readonly PresenterStep[] = [
     action: { kind: 'show', panel: 'workbench' },
   },
   {
+    title: 'Many users at once',
+    say: 'Decode several requests together and every weight read serves the whole batch: total tokens per second climbs, while each user waits a little longer per token. Each point on the curve is one batch size.',
+    action: { kind: 'show', panel: 'batching' },
+  },
+  {
+    title: 'Memory for every sequence',
+    say: 'Each sequence keeps keys and values for every token it has seen. Paging hands out small pages as tokens arrive, so short answers stop reserving a whole context, and requests that begin alike share pages.',
+    action: { kind: 'show', panel: 'kv-cache' },
+  },
+  {
     title: 'What it costs',
     say: 'Tokens per second per GPU sets the price of a token: fewer bytes per token means more tokens for the same hardware and power.',
     action: { kind: 'show', panel: 'economics' },
@@ -121,7 +131,7 @@ export function moveStep(index: number, move: PresenterMove, count: number): num
 export function describeAction(action: PresenterAction): string {
   switch (action.kind) {
     case 'set':
-      return `set ${landedSwitch(action.key).markName} to ${action.value}`;
+      return `set ${landedSwitch(action.key).markName} to ${valueLabel(action.key, action.value)}`;
     case 'generate':
       return 'generate';
     case 'show':

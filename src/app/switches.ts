@@ -23,6 +23,8 @@ export interface LandedSwitch extends SwitchText {
   markName: string;
   /** Short notes shown under the values, in display order (values the engine offers that are missing here go last). */
   valueNotes: Readonly<Record<string, string>>;
+  /** How a value is written where its raw form reads badly ("on" for true); the raw form otherwise. */
+  valueLabels?: Readonly<Record<string, string>>;
 }
 
 /** A switch whose engine part has not landed: listed, never rendered as a control. */
@@ -31,7 +33,7 @@ export interface PendingSwitch extends SwitchText {
   landed: false;
   setting: null;
   /** The issue that brings it to the engine. */
-  comingWith: 'paged-KV' | 'sampling';
+  comingWith: 'sampling';
 }
 
 export type LabSwitch = LandedSwitch | PendingSwitch;
@@ -70,53 +72,49 @@ export const labSwitches: readonly LabSwitch[] = [
     markName: 'sampler',
     title: 'Sampler',
     explanation:
-      'After the last layer the model has one score per vocabulary entry. With the GPU sampler a small kernel picks the next token where the scores already are, and only its 4-byte id travels back to the page. With the CPU sampler every step copies the whole score vector back (4 bytes per vocabulary entry) and picks the token in TypeScript, so each token waits for a larger readback; the cost grows with the vocabulary and is easy to see on models with tens of thousands of tokens. At temperature 0 both pick the highest score.',
+      'After the last layer the model has one score per vocabulary entry. With the GPU sampler a small kernel picks the next token where the scores already are, and only its 4-byte id travels back to the page. With the CPU sampler every step copies the whole score vector back (4 bytes per vocabulary entry) and picks the token in TypeScript, so each token waits for a larger readback; the cost grows with the vocabulary and is easy to see on models with tens of thousands of tokens. At temperature 0 both pick the highest score. The CPU sampler needs the contiguous KV cache.',
     valueNotes: { gpu: '4 B read back', cpu: 'all logits read back' },
   },
   {
-    key: 'attention',
-    landed: false,
-    setting: null,
-    comingWith: 'paged-KV',
-    title: 'Fused attention',
+    key: 'kvCache',
+    landed: true,
+    setting: 'kvCache',
+    markName: 'KV cache',
+    title: 'KV cache',
     explanation:
-      'Unfused attention is three passes: scores of the query against every cached key are written to memory, read back for the softmax, and read again to weight the values. A fused kernel keeps the scores in workgroup memory and does all three in one pass, saving traffic that grows with the context length.',
-  },
-  {
-    key: 'kvLayout',
-    landed: false,
-    setting: null,
-    comingWith: 'paged-KV',
-    title: 'Paged KV cache',
-    explanation:
-      'A contiguous cache reserves room for the whole context up front for every sequence. A paged cache hands out fixed-size pages as a sequence grows, so memory follows the tokens actually held and more sequences fit at once, at the price of one page-table lookup per access.',
+      'Every token the model has read leaves a key and a value vector in each layer, and every new token attends to all of them. The contiguous cache sets aside room for the whole context in one block before the first token, so nothing has to be looked up, but a short answer leaves most of that room empty and no other sequence can use it. The paged cache hands out small fixed-size pages as tokens arrive and keeps a table from positions to pages: memory follows the tokens actually held, the prompt is prefilled in chunks through the matrix-matrix kernel instead of one token at a time, and requests that start with the same text can share pages. The price is one table lookup per page read. Here a paged generation runs through the batched model with a batch of one; the CPU sampler and distribution inspection read the single-sequence model\'s logits, so they need the contiguous cache, and turning paging on puts the sampler back on the GPU.',
+    valueNotes: { contiguous: 'whole context reserved', paged: 'pages as tokens arrive' },
   },
   {
     key: 'pageSize',
-    landed: false,
-    setting: null,
-    comingWith: 'paged-KV',
+    landed: true,
+    setting: 'pageSize',
+    markName: 'page size',
     title: 'KV page size',
     explanation:
-      'Large pages mean fewer page-table lookups and longer contiguous reads; small pages waste less room in the last, partly filled page of each sequence.',
-  },
-  {
-    key: 'batchSize',
-    landed: false,
-    setting: null,
-    comingWith: 'paged-KV',
-    title: 'Batch size',
-    explanation:
-      'Decoding several sequences together reads each weight once for all of them, turning the matrix-vector products into small matrix products: tokens per second across the batch rise until arithmetic or KV-cache memory runs out, while each sequence waits a little longer per token.',
+      'The unit the paged cache allocates in, counted in tokens. A sequence wastes at most the unused tail of its last page, so 8-token pages waste least; 32-token pages mean shorter page tables and longer runs of keys read together. Only whole pages can be shared through the prefix cache, so smaller pages also let shorter common beginnings be reused. It applies to paged generations and to every batched run (the Batching and KV-cache panels).',
+    valueNotes: { '8': 'least waste', '16': 'balanced', '32': 'shortest tables' },
   },
   {
     key: 'prefixCache',
-    landed: false,
-    setting: null,
-    comingWith: 'paged-KV',
+    landed: true,
+    setting: 'prefixCache',
+    markName: 'prefix cache',
     title: 'Prefix cache',
     explanation:
-      'Keeps the KV entries of a prompt prefix that later requests share, so they skip prefilling it: the time to the first token drops, and the cached pages hold memory while they wait to be reused.',
+      'Keys and values depend only on the tokens before them, so two prompts that begin with the same tokens compute identical entries for that beginning. With the prefix cache on, the full pages of earlier prompts are kept and handed to a later request that starts the same way: its prefill skips those tokens, the time to its first token drops, and the shared pages are stored once however many sequences read them. Pages that only the cache holds are given back when the pool runs short. It works with the paged cache only, and on whole pages only.',
+    valueNotes: { true: 'reuse shared beginnings', false: 'always prefill' },
+    valueLabels: { true: 'on', false: 'off' },
+  },
+  {
+    key: 'attention',
+    landed: true,
+    setting: 'attention',
+    markName: 'attention',
+    title: 'Paged attention kernel',
+    explanation:
+      'How attention over the paged cache is computed. fused does scores, softmax and the weighted sum of values in one kernel, keeping a running maximum and sum (online softmax) so the scores never go to memory. splitK cuts each sequence\'s cached tokens into chunks that separate workgroups handle at once and merges their partial results in a small second kernel, which keeps more of the GPU busy when a few sequences have long contexts. unfused writes every score to memory, normalises them in a second kernel and weights the values in a third: the textbook order, paying extra memory traffic that grows with the context. All three give the same tokens up to rounding; only speed changes.',
+    valueNotes: { fused: 'one pass, online softmax', splitK: 'chunks, then a merge', unfused: 'scores → softmax → sum' },
   },
   {
     key: 'speculative',
@@ -147,31 +145,92 @@ export function landedSwitch(key: SettingKey): LandedSwitch {
   return found;
 }
 
-/** The label of a tokens/sec chart mark: "weight format f32 → q4_0". */
-export function describeChange(key: SettingKey, from: string, to: string): string {
-  return `${landedSwitch(key).markName} ${from} → ${to}`;
+/** A setting's value as the switch writes it: "on" for prefix cache true, "16" for a page size. */
+export function valueLabel(key: SettingKey, value: EngineSettings[SettingKey]): string {
+  const text = String(value);
+  return landedSwitch(key).valueLabels?.[text] ?? text;
+}
+
+/** The label of a tokens/sec chart mark: "weight format f32 → q4_0", "prefix cache on → off". */
+export function describeChange(key: SettingKey, from: EngineSettings[SettingKey], to: EngineSettings[SettingKey]): string {
+  return `${landedSwitch(key).markName} ${valueLabel(key, from)} → ${valueLabel(key, to)}`;
+}
+
+/**
+ * The settings change a switch's radio value stands for (radio values are text: "16", "true").
+ * Throws a RangeError for text that is no value of that setting's type.
+ */
+export function settingChange(key: SettingKey, text: string): Partial<EngineSettings> {
+  switch (key) {
+    case 'pageSize': {
+      const size = Number(text);
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(size)) throw new RangeError(`page size must be a whole number of tokens, got "${text}"`);
+      return { pageSize: size };
+    }
+    case 'prefixCache':
+      if (text !== 'true' && text !== 'false') throw new RangeError(`prefix cache must be true or false, got "${text}"`);
+      return { prefixCache: text === 'true' };
+    case 'sampler':
+      if (text !== 'gpu' && text !== 'cpu') throw new RangeError(`sampler must be gpu or cpu, got "${text}"`);
+      return { sampler: text };
+    case 'kvCache':
+      if (text !== 'contiguous' && text !== 'paged') throw new RangeError(`KV cache must be contiguous or paged, got "${text}"`);
+      return { kvCache: text };
+    case 'attention':
+      if (text !== 'fused' && text !== 'splitK' && text !== 'unfused') throw new RangeError(`attention must be fused, splitK or unfused, got "${text}"`);
+      return { attention: text };
+    case 'weightFormat':
+    case 'matvecVariant':
+      return { [key]: text };
+  }
+}
+
+/**
+ * Why a value cannot be combined with the other switches as they stand (the engine refuses the
+ * pair), or null. The CPU sampler reads the single-sequence model's logits, which a paged
+ * generation (run by the batched model) does not produce. The other way round is allowed: the
+ * engine puts the sampler back on the GPU when the cache turns paged.
+ */
+export function settingConflict(key: SettingKey, text: string, settings: EngineSettings): string | null {
+  return key === 'sampler' && text === 'cpu' && settings.kvCache === 'paged' ? 'needs the contiguous KV cache' : null;
+}
+
+/** Every switch whose value differs between two settings, as one mark label: "KV cache contiguous → paged, sampler cpu → gpu". */
+export function describeChanges(from: EngineSettings, to: EngineSettings): string {
+  return landedSwitches
+    .filter((s) => from[s.key] !== to[s.key])
+    .map((s) => describeChange(s.key, from[s.key], to[s.key]))
+    .join(', ');
 }
 
 /** One value of a switch as the adapter offers it. */
 export interface SwitchOption {
+  /** The value as text (the radio's value): "q4_0", "16", "true". */
   value: string;
+  /** How the value is shown ("on" for true). */
+  label: string;
   /** Short note from the catalog ('' when it has none). */
   note: string;
   available: boolean;
-  /** Why the adapter cannot run it (only when unavailable). */
+  /** Why it cannot be chosen: the adapter lacks something, or another switch rules it out (only when unavailable). */
   reason?: string;
 }
 
 /**
  * The values of a switch on this adapter, available and unavailable, in the catalog's order
- * (values the catalog does not know keep the engine's order, after the known ones).
+ * (values the catalog does not know keep the engine's order, after the known ones). With
+ * `settings`, a value the other switches rule out (settingConflict) is unavailable too.
  */
-export function switchOptions(key: SettingKey, choices: SettingChoices): SwitchOption[] {
-  const { valueNotes } = landedSwitch(key);
+export function switchOptions(key: SettingKey, choices: SettingChoices, settings?: EngineSettings): SwitchOption[] {
+  const { valueNotes, valueLabels } = landedSwitch(key);
   const { available, unavailable } = choices[key];
+  const option = (text: string, reason: string | null): SwitchOption => {
+    const base = { value: text, label: valueLabels?.[text] ?? text, note: valueNotes[text] ?? '' };
+    return reason === null ? { ...base, available: true } : { ...base, available: false, reason };
+  };
   const options: SwitchOption[] = [
-    ...available.map((value) => ({ value, note: valueNotes[value] ?? '', available: true })),
-    ...unavailable.map(({ value, reason }) => ({ value, note: valueNotes[value] ?? '', available: false, reason })),
+    ...available.map((value) => option(String(value), settings ? settingConflict(key, String(value), settings) : null)),
+    ...unavailable.map(({ value, reason }) => option(value, reason)),
   ];
   const order = Object.keys(valueNotes);
   const rank = (value: string) => {

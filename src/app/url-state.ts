@@ -2,6 +2,7 @@
 // switches, prompt, open panels, presenter step, replayed trace). Parsing never throws: a value
 // that does not parse is dropped and the page falls back to its default. `model` and `tokenizer`
 // keep the names models.ts's `choicesFromQuery` reads.
+import { blockSizes } from '../engine/kv/page-pool.ts';
 import type { EngineSettings } from '../engine/telemetry.ts';
 import { defaultModelId } from './models.ts';
 
@@ -27,7 +28,7 @@ export interface LabUrlState {
 /** What the page uses when the URL says nothing: such values are left out of formatted URLs. */
 export const urlDefaults = {
   model: defaultModelId,
-  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu' } satisfies EngineSettings,
+  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' } satisfies EngineSettings,
   prompt: '',
   maxTokens: 200,
   temperature: 0,
@@ -75,6 +76,14 @@ export function parseUrlState(search: string): LabUrlState {
   if (matvecVariant !== null && settingValue.test(matvecVariant)) state.settings.matvecVariant = matvecVariant;
   const sampler = params.get('sampler');
   if (sampler === 'gpu' || sampler === 'cpu') state.settings.sampler = sampler;
+  const kvCache = params.get('kvCache');
+  if (kvCache === 'contiguous' || kvCache === 'paged') state.settings.kvCache = kvCache;
+  const pageSize = wholeNumber(params.get('pageSize'), 1, 1024);
+  if (pageSize !== undefined && (blockSizes as readonly number[]).includes(pageSize)) state.settings.pageSize = pageSize;
+  const prefixCache = flag(params.get('prefixCache'));
+  if (prefixCache !== undefined) state.settings.prefixCache = prefixCache;
+  const attention = params.get('attention');
+  if (attention === 'fused' || attention === 'splitK' || attention === 'unfused') state.settings.attention = attention;
 
   const prompt = params.get('prompt');
   if (prompt !== null) state.prompt = prompt;
@@ -113,6 +122,10 @@ export function formatUrlState(state: LabUrlState): string {
   add('weightFormat', state.settings.weightFormat, urlDefaults.settings.weightFormat);
   add('matvecVariant', state.settings.matvecVariant, urlDefaults.settings.matvecVariant);
   add('sampler', state.settings.sampler, urlDefaults.settings.sampler);
+  add('kvCache', state.settings.kvCache, urlDefaults.settings.kvCache);
+  add('pageSize', state.settings.pageSize, urlDefaults.settings.pageSize);
+  if (state.settings.prefixCache !== undefined && state.settings.prefixCache !== urlDefaults.settings.prefixCache) pairs.push(['prefixCache', state.settings.prefixCache ? '1' : '0']);
+  add('attention', state.settings.attention, urlDefaults.settings.attention);
   add('prompt', state.prompt, urlDefaults.prompt);
   add('maxTokens', state.maxTokens, urlDefaults.maxTokens);
   add('temperature', state.temperature, urlDefaults.temperature);

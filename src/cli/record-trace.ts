@@ -1,11 +1,13 @@
 // npm run -s record-trace -- [--model PATH] [--out FILE] [--max-tokens N]
 // Records a lab session on this machine's adapter as a LabTrace (src/app/trace.ts): generations in
 // f32 and then q4_0 (a switch flip between them), a per-kernel step profile, a prompt-length sweep,
-// the sampling distributions of a short run, and the matvec workbench. The lab replays it
+// the sampling distributions of a short run, the matvec workbench, a batching sweep (batch sizes 1,
+// 2, 4, 8) and the KV-cache pool of a mixed batch at its fullest step. The lab replays it
 // (?trace=/traces/NAME.json) for a room whose machine has a weak GPU, and the panel tests render it.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import type { AbComparison, LabTrace, PromptSweepPoint, RunRecord, SwitchMark } from '../app/trace.ts';
+import type { AbComparison, BatchSweep, KvSnapshot, LabTrace, PagedStep, PromptSweepPoint, RunRecord, SwitchMark } from '../app/trace.ts';
+import { fullerStep, mixedBatch, pagedStep, sweepBatch, sweepPoint, warmUpBatch } from '../app/batch-runs.ts';
 import { settingsLabel, tpotMs } from '../app/run-stats.ts';
 import type { Engine } from '../engine/engine.ts';
 import { createEngine } from '../engine/index.ts';
@@ -80,6 +82,31 @@ export async function main(args: string[]): Promise<number> {
     const { distributions } = await run(engine, 3, 24, 20);
     console.error('… running the workbench');
     const workbench = await engine.runWorkbench({ op: 'matvec', format: 'q4_0', rows: 288, cols: 288, repetitions: 5 });
+    console.error('… sweeping batch sizes');
+    const settings = engine.model.settings;
+    const batchTokens = Math.min(maxTokens, 24);
+    const generation = { prompt, maxTokens: batchTokens, temperature: 0, seed: 42, chat: false };
+    const batching: BatchSweep = { prompt, maxTokens: batchTokens, settings, points: [] };
+    const batchSizes = [1, 2, 4, 8];
+    await engine.generateBatch(warmUpBatch(batchSizes[batchSizes.length - 1], generation, settings));
+    for (const batchSize of batchSizes) batching.points.push(sweepPoint(batchSize, await engine.generateBatch(sweepBatch(batchSize, generation, settings))));
+    console.error('… running a mixed batch for the KV-cache panel');
+    const mixed = mixedBatch(settings, 'paged', 0, 42);
+    let fullest: PagedStep | null = null;
+    const mixedResult = await engine.generateBatch(mixed, {
+      step: (event) => {
+        const step = pagedStep(event);
+        if (step) fullest = fullerStep(fullest, step);
+      },
+    });
+    if (!fullest) throw new Error('the mixed batch reported no step with its pages');
+    const kv: KvSnapshot = {
+      requests: mixed.requests.map((r) => ({ prompt: r.prompt, maxTokens: r.maxTokens })),
+      maxBatch: mixedResult.maxBatch,
+      step: fullest,
+      state: 'finished',
+      prefix: mixedResult.prefix,
+    };
 
     const trace: LabTrace = {
       version: 1,
@@ -94,6 +121,8 @@ export async function main(args: string[]): Promise<number> {
       distributions,
       workbench,
       ab,
+      batching,
+      kv,
     };
     await mkdir(dirname(values.out), { recursive: true });
     await writeFile(values.out, `${JSON.stringify(trace, null, 1)}\n`);

@@ -1,6 +1,6 @@
 // The engine's Web Worker: owns one in-process Engine (created from navigator.gpu and the models
-// served over HTTP) and answers the page's requests (see protocol.ts). Generations run one at a
-// time; a `cancel` aborts the one it names through its AbortController.
+// served over HTTP) and answers the page's requests (see protocol.ts). Generations (single or
+// batched) run one at a time; a `cancel` aborts the one it names through its AbortController.
 import type { Engine } from '../engine/engine.ts';
 import { serializeError } from '../engine/errors.ts';
 import { requestGpu } from '../engine/gpu/device.ts';
@@ -51,6 +51,10 @@ async function load({ id, payload }: RequestOf<'load'>): Promise<void> {
     weightFormat: settings.weightFormat as WeightFormat | undefined,
     matvecVariant: settings.matvecVariant && settings.matvecVariant !== 'auto' ? (settings.matvecVariant as MatvecVariantName) : undefined,
     sampler: settings.sampler,
+    kvCache: settings.kvCache,
+    pageSize: settings.pageSize,
+    prefixCache: settings.prefixCache,
+    attention: settings.attention,
     tuningStore,
   });
   engine = created;
@@ -65,6 +69,26 @@ function loaded(): Engine {
 async function generate({ id, payload }: RequestOf<'generate'>, controller: AbortController): Promise<void> {
   const result = await loaded().generate(payload, (event) => post({ type: 'token', id, payload: event }), controller.signal);
   post({ type: 'generated', id, payload: result });
+}
+
+async function generateBatch({ id, payload }: RequestOf<'generateBatch'>, controller: AbortController): Promise<void> {
+  const { request, stream } = payload;
+  const result = await loaded().generateBatch(
+    request,
+    {
+      token: stream.tokens ? (event) => post({ type: 'batchToken', id, payload: event }) : undefined,
+      step: stream.steps ? (event) => post({ type: 'batchStep', id, payload: event }) : undefined,
+    },
+    controller.signal,
+  );
+  post({ type: 'batchGenerated', id, payload: result });
+}
+
+/** Runs a generation (single or batched) that a `cancel` naming its request id can abort. */
+function cancellable(id: string, task: (controller: AbortController) => Promise<void>): void {
+  const controller = new AbortController();
+  running.set(id, controller);
+  enqueue(id, () => task(controller).finally(() => running.delete(id)));
 }
 
 /** The requests that inspect or change the loaded engine, each ending in one response. */
@@ -109,12 +133,12 @@ scope.addEventListener('message', (event: MessageEvent<WorkerRequest>) => {
     case 'load':
       enqueue(request.id, () => load(request));
       break;
-    case 'generate': {
-      const controller = new AbortController();
-      running.set(request.id, controller);
-      enqueue(request.id, () => generate(request, controller).finally(() => running.delete(request.id)));
+    case 'generate':
+      cancellable(request.id, (controller) => generate(request, controller));
       break;
-    }
+    case 'generateBatch':
+      cancellable(request.id, (controller) => generateBatch(request, controller));
+      break;
     case 'reconfigure':
     case 'profile':
     case 'workbench':

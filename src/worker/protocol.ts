@@ -2,7 +2,17 @@
 // each with its own payload, so neither side needs a cast. Every request carries an `id`
 // (a uuid) that all of its responses echo; errors cross as { name, message } (serializeError) and
 // are rebuilt as typed classes on the page (rebuildError).
-import type { AdapterReport, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
+import type {
+  AdapterReport,
+  BatchGenerateRequest,
+  BatchGenerateResult,
+  BatchStepEvent,
+  BatchTokenEvent,
+  GenerateRequest,
+  GenerateResult,
+  ModelInfo,
+  TokenEvent,
+} from '../engine/engine.ts';
 import type { SerializedError } from '../engine/errors.ts';
 import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
 
@@ -16,7 +26,7 @@ export interface LoadPayload {
   entry: string;
   /** Tokenizer path relative to modelsUrl, when the model file has none of its own. */
   tokenizer?: string;
-  /** Switches to start with (default f32, auto variant, GPU sampler). */
+  /** Switches to start with (the engine's defaults for those left out). */
   settings?: Partial<EngineSettings>;
   /** Tuning results from earlier sessions on this adapter. */
   tuning?: TuningEntries;
@@ -32,7 +42,13 @@ interface RequestPayloads {
   load: LoadPayload;
   /** Runs one generation on the loaded engine; streams `token` responses, ends with `generated`. */
   generate: GenerateRequest;
-  /** Aborts the generation whose request id is `generateId` (no response of its own). */
+  /**
+   * Runs many requests as one continuous batch; streams the `batchToken` and `batchStep` responses
+   * the page asked for in `stream` (a step with the page pool is big: none is built unasked), ends
+   * with `batchGenerated`.
+   */
+  generateBatch: { request: BatchGenerateRequest; stream: { tokens: boolean; steps: boolean } };
+  /** Aborts the generation (single or batched) whose request id is `generateId` (no response of its own). */
   cancel: { generateId: string };
   reconfigure: { settings: Partial<EngineSettings> };
   profile: { position?: number; repetitions?: number };
@@ -58,6 +74,9 @@ interface ResponsePayloads {
   reset: { model: ModelInfo };
   token: TokenEvent;
   generated: GenerateResult;
+  batchToken: BatchTokenEvent;
+  batchStep: BatchStepEvent;
+  batchGenerated: BatchGenerateResult;
   disposed: Empty;
   /** The request failed; ends the request like a final response does. */
   error: SerializedError;
@@ -77,6 +96,7 @@ export interface FinalResponse {
   probe: 'probed';
   load: 'loaded';
   generate: 'generated';
+  generateBatch: 'batchGenerated';
   reconfigure: 'reconfigured';
   profile: 'profiled';
   workbench: 'benched';

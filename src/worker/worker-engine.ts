@@ -2,7 +2,18 @@
 // in-process engine; each call is a request with a uuid, and the worker's responses settle the
 // matching promise. Errors come back as the engine's typed classes (rebuildError), so a bad model
 // file arrives as a ModelFormatError that names the file.
-import type { AdapterReport, Engine, GenerateRequest, GenerateResult, ModelInfo, TokenEvent } from '../engine/engine.ts';
+import type {
+  AdapterReport,
+  BatchGenerateRequest,
+  BatchGenerateResult,
+  BatchStepEvent,
+  BatchTokenEvent,
+  Engine,
+  GenerateRequest,
+  GenerateResult,
+  ModelInfo,
+  TokenEvent,
+} from '../engine/engine.ts';
 import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
 import { rebuildError } from '../engine/errors.ts';
 import type { FinalResponse, RequestOf, ResponseOf, TuningEntries, WorkerRequest, WorkerResponse } from './protocol.ts';
@@ -17,8 +28,13 @@ interface Pending {
   reject: (error: Error) => void;
   final: WorkerResponse['type'];
   onToken?: (event: TokenEvent) => void;
+  onBatchToken?: (event: BatchTokenEvent) => void;
+  onBatchStep?: (event: BatchStepEvent) => void;
   onProgress?: (message: string) => void;
 }
+
+/** The streaming callbacks a request may have. */
+type Handlers = Pick<Pending, 'onToken' | 'onBatchToken' | 'onBatchStep' | 'onProgress'>;
 
 let counter = 0;
 function newId(): string {
@@ -49,7 +65,7 @@ class WorkerClient {
   request<K extends keyof FinalResponse>(
     type: K,
     payload: RequestOf<K>['payload'],
-    handlers: Pick<Pending, 'onToken' | 'onProgress'> = {},
+    handlers: Handlers = {},
     id = newId(),
   ): Promise<ResponseOf<FinalResponse[K]>> {
     if (this.#crashed) return Promise.reject(this.#crashed);
@@ -79,6 +95,12 @@ class WorkerClient {
       case 'token':
         pending.onToken?.(response.payload);
         return;
+      case 'batchToken':
+        pending.onBatchToken?.(response.payload);
+        return;
+      case 'batchStep':
+        pending.onBatchStep?.(response.payload);
+        return;
       case 'progress':
         pending.onProgress?.(response.payload.message);
         return;
@@ -104,6 +126,7 @@ const finalOf: FinalResponse = {
   probe: 'probed',
   load: 'loaded',
   generate: 'generated',
+  generateBatch: 'batchGenerated',
   reconfigure: 'reconfigured',
   profile: 'profiled',
   workbench: 'benched',
@@ -184,14 +207,28 @@ export class WorkerEngine implements Engine {
   }
 
   async generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult> {
+    return (await this.#cancellable('generate', request, { onToken }, signal)).payload;
+  }
+
+  async generateBatch(
+    request: BatchGenerateRequest,
+    onEvent: { token?: (event: BatchTokenEvent) => void; step?: (event: BatchStepEvent) => void } = {},
+    signal?: AbortSignal,
+  ): Promise<BatchGenerateResult> {
+    const stream = { tokens: onEvent.token !== undefined, steps: onEvent.step !== undefined };
+    return (await this.#cancellable('generateBatch', { request, stream }, { onBatchToken: onEvent.token, onBatchStep: onEvent.step }, signal)).payload;
+  }
+
+  /** A generation request that `signal` cancels (the worker aborts it and answers with a CancelledError). */
+  async #cancellable<K extends 'generate' | 'generateBatch'>(type: K, payload: RequestOf<K>['payload'], handlers: Handlers, signal: AbortSignal | undefined): Promise<ResponseOf<FinalResponse[K]>> {
     if (this.#disposed) throw new Error('this engine was disposed');
     const id = newId();
     const cancel = () => this.#client.cancel(id);
     signal?.addEventListener('abort', cancel, { once: true });
     try {
-      const response = this.#client.request('generate', request, { onToken }, id);
+      const response = this.#client.request(type, payload, handlers, id);
       if (signal?.aborted) cancel();
-      return (await response).payload;
+      return await response;
     } finally {
       signal?.removeEventListener('abort', cancel);
     }

@@ -1,7 +1,8 @@
 // The lab page's panels in headless Chromium, on one page through one session: switches flipped on
-// the running model (weight format, matvec variant, sampler) with the engine's own report of what
-// runs, the workbench and its WGSL editor, the step profile, distribution inspection, exports,
-// presenter mode, the address bar, and the replay of a recorded trace (model text shown as text).
+// the running model (weight format, matvec variant, sampler, KV cache) with the engine's own report
+// of what runs, the workbench and its WGSL editor, the step profile, distribution inspection, a
+// batching sweep and a mixed batch's KV pages, exports, presenter mode, the address bar, and the
+// replay of a recorded trace (model text shown as text).
 // Screenshots of every panel go to test-artifacts/screenshots/.
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ const screenshotsDir = join(repoRoot, 'test-artifacts', 'screenshots');
 const traceFile = join(repoRoot, 'static', 'traces', 'stories260K.json');
 /** New tokens per generation: enough to compare sequences, few enough for SwiftShader. */
 const newTokens = 16;
-const panelIds = ['generate', 'optimizations', 'model', 'tokens-per-second', 'prefill-decode', 'memory', 'sampling', 'workbench', 'economics'];
+const panelIds = ['generate', 'optimizations', 'model', 'tokens-per-second', 'prefill-decode', 'memory', 'sampling', 'workbench', 'batching', 'kv-cache', 'economics'];
 const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const hostileText = '<img src=x onerror=alert(1)><b>bold</b>';
 
@@ -201,6 +202,61 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     await setGeneration({ temperature: 0, seed: 42 });
   });
 
+  it('flips the KV cache to paged: the engine reports it, and greedy tokens stay the reference', async () => {
+    await flip('kvCache', 'paged', 'KV cache contiguous → paged');
+    expect(await page.getByTestId('running-kv').textContent()).toBe('paged');
+    expect(page.url()).toContain('kvCache=paged');
+    // The batched model samples on the GPU and reads no logits back: the page says so.
+    expect(await page.locator('[data-testid="switch-sampler"] label[data-value="cpu"]').getAttribute('class')).toContain('unavailable');
+    expect(await page.getByTestId('inspect').isDisabled()).toBe(true);
+    expect(await page.getByTestId('inspect-unavailable').textContent()).toContain('paged KV cache');
+    // Chunked GEMM prefill and paged attention add in another order than the single-sequence
+    // model; no greedy choice of these tokens is close enough to a tie for that to matter.
+    const { tokens } = await generate();
+    expect(tokens).toEqual(greedyReference);
+    expect(await runRows().last().locator('td').nth(6).textContent()).toBe(String(newTokens));
+
+    await flip('kvCache', 'contiguous', 'KV cache paged → contiguous');
+    expect(await page.getByTestId('running-kv').textContent()).toBe('contiguous');
+    expect(await page.getByTestId('inspect').isDisabled()).toBe(false);
+  });
+
+  it('sweeps batch sizes 1 and 2: the Batching panel plots and tables a point per size', { timeout: 240_000 }, async () => {
+    await page.getByTestId('batch-max').selectOption('2');
+    await page.getByTestId('batch-tokens').fill('6');
+    await page.getByTestId('batch-sweep').click();
+    await page.waitForSelector('[data-testid="pareto-chart"]', { timeout: 180_000 });
+    await waitIdle(page, 180_000);
+    const points = page.locator('[data-testid="pareto-chart"] .pareto-point');
+    expect(await points.evaluateAll((gs) => gs.map((g) => g.getAttribute('data-batch')))).toEqual(['1', '2']);
+    expect(await points.locator('text').allTextContents()).toEqual(['B=1', 'B=2']);
+    const rows = page.locator('[data-testid="batch-table"] tbody tr');
+    expect(await rows.count()).toBe(2);
+    for (const batch of ['1', '2']) {
+      const cells = page.locator(`[data-testid="batch-table"] tbody tr[data-batch="${batch}"] td`);
+      expect(await cells.first().textContent()).toBe(batch);
+      // Aggregate and per-user tokens/s were measured.
+      expect(Number((await cells.nth(1).textContent())?.replaceAll(',', ''))).toBeGreaterThan(0);
+      expect(Number((await cells.nth(2).textContent())?.replaceAll(',', ''))).toBeGreaterThan(0);
+    }
+    expect(await page.locator('[data-testid="batch-roofline"] .measured').count()).toBe(2);
+  });
+
+  it('runs a mixed batch: the KV-cache panel shows the pool page by page with its owners', { timeout: 240_000 }, async () => {
+    await page.getByTestId('kv-run').click();
+    await page.waitForSelector('[data-testid="page-grid"]', { timeout: 180_000 });
+    await waitIdle(page, 180_000);
+    expect(await page.getByTestId('kv-status').textContent()).toContain('Finished.');
+    const cells = page.locator('[data-testid="page-grid"] g.page');
+    const pageCount = Number(/Pool: (\d+) pages/.exec((await page.getByTestId('kv-summary').textContent()) ?? '')?.[1]);
+    expect(pageCount).toBeGreaterThan(0);
+    expect(await cells.count()).toBe(pageCount);
+    const owners = await cells.evaluateAll((gs) => gs.map((g) => g.getAttribute('data-owners') ?? '').filter((o) => o !== ''));
+    expect(owners.length).toBeGreaterThan(0);
+    for (const o of owners) expect(o).toMatch(/^request-\d( request-\d)*$/);
+    expect(await page.locator('[data-testid="kv-waste"] tbody tr').count()).toBe(2);
+  });
+
   it('workbench: times every variant, rejects a broken edit by line, accepts a valid one, resets', { timeout: 240_000 }, async () => {
     // stories260K's FFN down projection (64 outputs × 172 inputs): the default 288×288 takes over a
     // minute on SwiftShader, where the variants with barriers run a workgroup per row slowly.
@@ -286,8 +342,8 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     const json = JSON.parse(await downloadOf('export-json-tokens-per-second')) as { runs: RunRecord[]; marks: unknown[] };
     expect(json.runs).toHaveLength(runs);
     expect(json.runs[0].result?.tokens).toEqual(greedyReference);
-    // Two flips each of the weight format, the matvec variant and the sampler.
-    expect(json.marks).toHaveLength(6);
+    // Two flips each of the weight format, the matvec variant, the sampler and the KV cache.
+    expect(json.marks).toHaveLength(8);
     const csv = (await downloadOf('export-csv-tokens-per-second')).split('\r\n');
     expect(csv[0]).toBe('run,settings,promptTokens,generatedTokens,ttftMs,tpotMs,decodeTokensPerSecond');
     expect(csv.filter((line) => line !== '')).toHaveLength(runs + 1);
@@ -351,6 +407,12 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
       const last = trace.runs[trace.runs.length - 1].result!;
       expect(await replay.getByTestId('output').getAttribute('data-tokens')).toBe(last.tokens.join(','));
       expect(await replay.getByTestId('generate').isDisabled()).toBe(true);
+      // The batching sweep and the KV snapshot render from the trace alone.
+      const batchSizes = trace.batching!.points.map((p) => String(p.batchSize));
+      expect(await replay.locator('[data-testid="pareto-chart"] .pareto-point').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-batch')))).toEqual(batchSizes);
+      expect(await replay.locator('[data-testid="page-grid"] g.page').count()).toBe(trace.kv!.step.pages.length);
+      expect(await replay.getByTestId('kv-run').isDisabled()).toBe(true);
+      expect(await replay.getByTestId('batch-sweep').isDisabled()).toBe(true);
       expect(modelRequests).toEqual([]);
     } finally {
       await replay.close();

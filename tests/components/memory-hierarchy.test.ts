@@ -1,5 +1,6 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
 import { visibleText } from '../helpers/ssr.ts';
 import MemoryHierarchyPanel from '../../src/app/panels/MemoryHierarchyPanel.svelte';
 import type { AdapterReport, ModelInfo } from '../../src/engine/engine.ts';
@@ -36,11 +37,12 @@ const model: ModelInfo = {
   weightBytes: 1_133_888,
   weightFormat: 'q8_0',
   matvecVariant: 'rows',
-  settings: { weightFormat: 'q8_0', matvecVariant: 'auto', sampler: 'gpu' },
+  settings: { weightFormat: 'q8_0', matvecVariant: 'auto', sampler: 'gpu', ...kvSettingDefaults },
   choices: {
     weightFormat: { available: ['f32', 'q8_0'], unavailable: [] },
     matvecVariant: { available: ['rows'], unavailable: [] },
     sampler: { available: ['gpu', 'cpu'], unavailable: [] },
+    ...kvChoicesAll,
   },
   bandwidth: { readGBps: 10, copyGBps: 8, bytes: 64e6, method: 'timestamp' },
   memory: {

@@ -1,9 +1,10 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
+import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
 import type { EngineSettings, SettingChoices } from '../../src/engine/telemetry.ts';
 import OptimizationsPanel from '../../src/app/panels/OptimizationsPanel.svelte';
-import { describeChange, landedSwitch, landedSwitches, labSwitches, pendingSwitches, switchOptions } from '../../src/app/switches.ts';
+import { describeChange, describeChanges, landedSwitch, landedSwitches, labSwitches, pendingSwitches, settingChange, settingConflict, switchOptions } from '../../src/app/switches.ts';
 
 
 
@@ -19,9 +20,10 @@ const choices: SettingChoices = {
     unavailable: [{ value: 'subgroup', reason: "needs the 'subgroups' feature" }],
   },
   sampler: { available: ['gpu', 'cpu'], unavailable: [] },
+  ...kvChoicesAll,
 };
 
-const settings: EngineSettings = { weightFormat: 'q8_0', matvecVariant: 'splitK', sampler: 'cpu' };
+const settings: EngineSettings = { weightFormat: 'q8_0', matvecVariant: 'splitK', sampler: 'cpu', ...kvSettingDefaults, pageSize: 32, prefixCache: false };
 
 function panel(overrides: Record<string, unknown> = {}): string {
   return render(OptimizationsPanel, { props: { settings, choices, busy: false, pending: null, onchange: () => {}, ...overrides } }).body;
@@ -29,9 +31,9 @@ function panel(overrides: Record<string, unknown> = {}): string {
 
 describe('switch catalog', () => {
   it('has a landed switch for each engine setting and nothing else landed', () => {
-    expect(landedSwitches.map((s) => s.key)).toEqual(['weightFormat', 'matvecVariant', 'sampler']);
+    expect(landedSwitches.map((s) => s.key)).toEqual(['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention']);
     for (const s of landedSwitches) expect(s.setting).toBe(s.key);
-    expect(pendingSwitches.map((s) => s.key)).toEqual(['attention', 'kvLayout', 'pageSize', 'batchSize', 'prefixCache', 'speculative', 'constrained']);
+    expect(pendingSwitches.map((s) => s.key)).toEqual(['speculative', 'constrained']);
     for (const s of pendingSwitches) expect(s.setting).toBeNull();
   });
 
@@ -45,7 +47,45 @@ describe('switch catalog', () => {
     expect(describeChange('weightFormat', 'f32', 'q4_0')).toBe('weight format f32 → q4_0');
     expect(describeChange('matvecVariant', 'auto', 'naive')).toBe('matvec variant auto → naive');
     expect(describeChange('sampler', 'gpu', 'cpu')).toBe('sampler gpu → cpu');
+    expect(describeChange('kvCache', 'contiguous', 'paged')).toBe('KV cache contiguous → paged');
+    expect(describeChange('pageSize', 16, 8)).toBe('page size 16 → 8');
+    expect(describeChange('prefixCache', true, false)).toBe('prefix cache on → off');
+    expect(describeChange('attention', 'fused', 'splitK')).toBe('attention fused → splitK');
     expect(() => landedSwitch('batchSize' as keyof EngineSettings)).toThrow(/batchSize/);
+  });
+
+  it('names every switch that changed in one mark, in catalog order', () => {
+    const paged = { ...settings, kvCache: 'paged', sampler: 'gpu' } satisfies EngineSettings;
+    expect(describeChanges(settings, paged)).toBe('sampler cpu → gpu, KV cache contiguous → paged');
+    expect(describeChanges(settings, { ...settings, prefixCache: true })).toBe('prefix cache off → on');
+    expect(describeChanges(settings, settings)).toBe('');
+  });
+
+  it('turns a radio value back into the typed setting, refusing text of the wrong type', () => {
+    expect(settingChange('pageSize', '32')).toEqual({ pageSize: 32 });
+    expect(settingChange('prefixCache', 'false')).toEqual({ prefixCache: false });
+    expect(settingChange('prefixCache', 'true')).toEqual({ prefixCache: true });
+    expect(settingChange('kvCache', 'paged')).toEqual({ kvCache: 'paged' });
+    expect(settingChange('attention', 'unfused')).toEqual({ attention: 'unfused' });
+    expect(settingChange('weightFormat', 'q4_0')).toEqual({ weightFormat: 'q4_0' });
+    expect(() => settingChange('pageSize', '16.5')).toThrow(/page size/);
+    expect(() => settingChange('prefixCache', 'on')).toThrow(/prefix cache/);
+    expect(() => settingChange('kvCache', 'ring')).toThrow(/KV cache/);
+    expect(() => settingChange('attention', 'flash')).toThrow(/attention/);
+    expect(() => settingChange('sampler', 'tpu')).toThrow(/sampler/);
+  });
+
+  it('rules out the CPU sampler with the paged cache, but lets paging replace the CPU sampler', () => {
+    const paged = { ...settings, sampler: 'gpu', kvCache: 'paged' } satisfies EngineSettings;
+    expect(settingConflict('sampler', 'cpu', paged)).toBe('needs the contiguous KV cache');
+    expect(settingConflict('sampler', 'gpu', paged)).toBeNull();
+    expect(settingConflict('sampler', 'cpu', settings)).toBeNull();
+    // The engine turns the sampler to gpu when the cache turns paged.
+    expect(settingConflict('kvCache', 'paged', settings)).toBeNull();
+    expect(switchOptions('sampler', choices, paged)).toEqual([
+      { value: 'gpu', label: 'gpu', note: '4 B read back', available: true },
+      { value: 'cpu', label: 'cpu', note: 'all logits read back', available: false, reason: 'needs the contiguous KV cache' },
+    ]);
   });
 
   it('notes the bytes per weight of each format from the packing code', () => {
@@ -62,11 +102,17 @@ describe('switch catalog', () => {
     const withNew: SettingChoices = { ...choices, matvecVariant: { available: ['tiled', 'naive', 'auto', 'wide'], unavailable: [{ value: 'subgroup', reason: 'r' }] } };
     expect(switchOptions('matvecVariant', withNew).map((o) => o.value)).toEqual(['auto', 'naive', 'subgroup', 'tiled', 'wide']);
     expect(switchOptions('weightFormat', choices)).toEqual([
-      { value: 'f32', note: '4 B/weight', available: true },
-      { value: 'f16', note: '2 B/weight', available: true },
-      { value: 'f16-native', note: '2 B/weight, f16 math', available: false, reason: 'needs shader-f16' },
-      { value: 'q8_0', note: '≈1.06 B/weight', available: true },
-      { value: 'q4_0', note: '≈0.56 B/weight', available: true },
+      { value: 'f32', label: 'f32', note: '4 B/weight', available: true },
+      { value: 'f16', label: 'f16', note: '2 B/weight', available: true },
+      { value: 'f16-native', label: 'f16-native', note: '2 B/weight, f16 math', available: false, reason: 'needs shader-f16' },
+      { value: 'q8_0', label: 'q8_0', note: '≈1.06 B/weight', available: true },
+      { value: 'q4_0', label: 'q4_0', note: '≈0.56 B/weight', available: true },
+    ]);
+    const sizes: SettingChoices = { ...choices, pageSize: { available: [32, 8, 16], unavailable: [] } };
+    expect(switchOptions('pageSize', sizes).map((o) => o.value)).toEqual(['8', '16', '32']);
+    expect(switchOptions('prefixCache', choices).map((o) => [o.value, o.label])).toEqual([
+      ['true', 'on'],
+      ['false', 'off'],
     ]);
   });
 });
@@ -78,6 +124,10 @@ describe('OptimizationsPanel', () => {
       weightFormat: ['f32', 'f16', 'f16-native', 'q8_0', 'q4_0'],
       matvecVariant: ['auto', 'naive', 'splitK', 'subgroup', 'multiRow'],
       sampler: ['gpu', 'cpu'],
+      kvCache: ['contiguous', 'paged'],
+      pageSize: ['8', '16', '32'],
+      prefixCache: ['true', 'false'],
+      attention: ['fused', 'splitK', 'unfused'],
     };
     for (const [key, values] of Object.entries(expected)) {
       const group = elementWith(html, `data-testid="switch-${key}"`);
@@ -94,10 +144,20 @@ describe('OptimizationsPanel', () => {
 
   it('checks exactly the current value of each switch', () => {
     const html = panel();
-    for (const key of ['weightFormat', 'matvecVariant', 'sampler'] as const) {
+    for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention'] as const) {
       const checked = inputs(elementWith(html, `data-testid="switch-${key}"`)).filter((r) => 'checked' in r);
-      expect(checked.map((r) => r.value)).toEqual([settings[key]]);
+      expect(checked.map((r) => r.value)).toEqual([String(settings[key])]);
     }
+  });
+
+  it('writes prefix cache values as on/off and greys out the CPU sampler while the cache is paged', () => {
+    const html = panel();
+    const prefix = elementWith(html, 'data-testid="switch-prefixCache"');
+    expect([...prefix.matchAll(/<span class="value[^"]*">([^<]*)<\/span>/g)].map((m) => m[1])).toEqual(['on', 'off']);
+    expect(inputs(elementWith(html, 'data-testid="switch-sampler"')).filter((r) => 'disabled' in r)).toEqual([]);
+    const paged = elementWith(panel({ settings: { ...settings, sampler: 'gpu', kvCache: 'paged' } }), 'data-testid="switch-sampler"');
+    expect(inputs(paged).filter((r) => 'disabled' in r).map((r) => r.value)).toEqual(['cpu']);
+    expect(visibleText(paged)).toContain('cpu needs the contiguous KV cache');
   });
 
   it('disables values the adapter cannot run and shows why', () => {
@@ -115,7 +175,7 @@ describe('OptimizationsPanel', () => {
   it('disables every control while busy and marks the switch being applied', () => {
     const html = panel({ busy: true, pending: 'matvecVariant' });
     const radios = inputs(html);
-    expect(radios.length).toBe(12);
+    expect(radios.length).toBe(22);
     expect(radios.every((r) => 'disabled' in r)).toBe(true);
     expect(visibleText(elementWith(html, 'data-testid="switch-matvecVariant"'))).toContain('applying…');
     expect(visibleText(elementWith(html, 'data-testid="switch-weightFormat"'))).not.toContain('applying…');
@@ -128,7 +188,7 @@ describe('OptimizationsPanel', () => {
       expect(html).not.toContain(`switch-${s.key}`);
       expect(visibleText(html)).toContain(s.title);
     }
-    expect(visibleText(html)).toContain('Not in the engine yet (coming with the paged-KV and sampling issues)');
+    expect(visibleText(html)).toContain('Not in the engine yet (coming with the sampling issue): Speculative decoding, Constrained decoding.');
   });
 
   it('shows the last flip before → after with ratios', () => {

@@ -1,5 +1,5 @@
 // Geometry of one SVG chart: the whole drawing and the plot area inside its axis margins.
-import { format, type ScaleBand, type ScaleContinuousNumeric } from 'd3';
+import { format, type ScaleBand, type ScaleContinuousNumeric, type ScaleLogarithmic } from 'd3';
 
 export interface Margin {
   top: number;
@@ -46,6 +46,19 @@ export function countTicks(scale: ScaleContinuousNumeric<number, number>, count:
     .ticks(count)
     .filter(Number.isInteger)
     .map((value) => ({ at: scale(value), text: wholeNumber(value) }));
+}
+
+const decadeText = format('~g');
+
+/** Tick marks at the powers of ten inside a log scale's (niced) domain. */
+export function decadeTicks(scale: ScaleLogarithmic<number, number>): Tick[] {
+  const [lo, hi] = scale.domain();
+  const ticks: Tick[] = [];
+  for (let e = Math.round(Math.log10(lo)); e <= Math.round(Math.log10(hi)); e++) {
+    const value = 10 ** e;
+    ticks.push({ at: scale(value), text: decadeText(value) });
+  }
+  return ticks;
 }
 
 /** A tick at the middle of each band, reading the band's name. */

@@ -3,9 +3,9 @@
 // intensity can reach if it reads at the bandwidth the probe measured. The compute roof is not
 // drawn: the lab does not measure peak FLOP/s. Every variant runs the same op at the same shape,
 // so all points share one x and differ only in height.
-import { format, scaleLog, type ScaleLogarithmic } from 'd3';
+import { scaleLog } from 'd3';
 import type { WorkbenchReport } from '../../engine/telemetry.ts';
-import { plotFrame, type PlotFrame, type Tick } from './frame.ts';
+import { decadeTicks, plotFrame, type PlotFrame, type Tick } from './frame.ts';
 
 export interface RooflinePoint {
   variant: string;
@@ -42,19 +42,6 @@ export interface WorkbenchRoofline {
 const margin = { top: 28, right: 24, bottom: 48, left: 64 };
 /** Smallest vertical distance between two point labels, px. */
 const labelGap = 14;
-const decadeText = format('~g');
-
-/** Tick marks at the powers of ten inside the scale's (niced) domain. */
-function decadeTicks(scale: ScaleLogarithmic<number, number>): Tick[] {
-  const [lo, hi] = scale.domain();
-  const ticks: Tick[] = [];
-  for (let e = Math.round(Math.log10(lo)); e <= Math.round(Math.log10(hi)); e++) {
-    const value = 10 ** e;
-    ticks.push({ at: scale(value), text: decadeText(value) });
-  }
-  return ticks;
-}
-
 /** Spreads label positions (sorted top to bottom) at least `labelGap` apart, kept inside [top, bottom]. */
 function spreadLabels(ys: number[], top: number, bottom: number): number[] {
   const out = [...ys];
