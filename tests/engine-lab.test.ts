@@ -53,11 +53,14 @@ describe('the engine as the lab sees it', () => {
 
   it('lists the switch values this adapter can run and says why the others cannot', () => {
     const { choices, settings } = engine.model;
-    expect(settings).toEqual({ weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu' });
+    expect(settings).toEqual({ weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' });
     expect(choices.weightFormat.available).toEqual(['f32', 'f16', 'q8_0', 'q4_0']); // SwiftShader: no shader-f16
     expect(choices.weightFormat.unavailable).toEqual([{ value: 'f16-native', reason: "needs the 'shader-f16' feature" }]);
     expect(choices.matvecVariant.available).toEqual(['auto', 'naive', 'splitK', 'subgroup', 'multiRow']);
     expect(choices.sampler.available).toEqual(['gpu', 'cpu']);
+    expect(choices.kvCache.available).toEqual(['contiguous', 'paged']);
+    expect(choices.pageSize.available).toEqual([8, 16, 32]);
+    expect(choices.attention.available).toEqual(['fused', 'splitK', 'unfused']);
   });
 
   it('greedy output equals the CPU reference', async () => {
