@@ -29,7 +29,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 #if ROWS
-const ROW_INFO_WORDS: u32 = 9u;
+override ROW_INFO_WORDS: u32; // rowInfoWords in src/engine/kernels/rows.ts
 @group(0) @binding(1) var<storage, read> rowInfo: array<u32>; // (rows, ROW_INFO_WORDS)
 #else
 struct Step {

@@ -32,7 +32,7 @@ const NONE: u32 = 0xffffffffu; // no candidate (an empty chunk, or only NaN logi
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>; // (vocab), with ROWS (rows, vocab)
 #if ROWS
-const ROW_INFO_WORDS: u32 = 9u;
+override ROW_INFO_WORDS: u32; // rowInfoWords in src/engine/kernels/rows.ts
 @group(0) @binding(2) var<storage, read_write> tokens: array<u32>; // (rows): each row's token
 @group(0) @binding(3) var<storage, read> rowInfo: array<u32>; // (rows, ROW_INFO_WORDS)
 

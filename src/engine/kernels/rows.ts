@@ -67,6 +67,9 @@ export function packRowInfo(rows: readonly RowInfo[], into?: Uint32Array): Uint3
 
 const rowsDefines: WgslDefines = { ROWS: true };
 
+/** The override every rowInfo reader declares, so the row stride has one source: rowInfoWords. */
+const rowInfoConstants = { ROW_INFO_WORDS: rowInfoWords };
+
 function checkRows(rows: number): void {
   if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`a rows dispatch needs a whole number of rows >= 1, got ${rows}`);
 }
@@ -112,6 +115,7 @@ export function createRowsEmbedding(
     label,
     family: 'embedding',
     defines: rowsDefines,
+    constants: rowInfoConstants,
     params: { layout: rowsEmbeddingParams, values: { dim: s.dim, vocab: s.vocab, rows: s.rows } },
     buffers: [b.rowInfo, b.table, b.out],
     workgroups: tiledRowGrid(kc, Math.ceil(s.dim / 64), s.rows),
@@ -201,6 +205,7 @@ export function createRowsRope(
     label,
     family: 'rope',
     defines: rowsDefines,
+    constants: rowInfoConstants,
     params: {
       layout: rowsRopeParams,
       values: { qPairs, kvDim, halfHeadDim: s.headDim / 2, nLayers: s.nLayers, layer: s.layer, blockSize: s.blockSize, rows: s.rows },
@@ -240,6 +245,7 @@ export function createRowsSampler(
     family: 'sample',
     // Per-row cuts come from rowInfo; penalties (FILTERED's counts) are single-sequence only.
     defines: { ...rowsDefines, FILTERED: false },
+    constants: rowInfoConstants,
     params: { layout: rowsSampleParams, values: { vocab: s.vocab, rows: s.rows } },
     buffers: [b.logits, b.tokens, b.rowInfo],
     workgroups: rowGrid(kc, s.rows),
