@@ -152,9 +152,14 @@ export async function generate(
   const readsLogits = cpuSampler || inspect > 0;
   // A constraint's next mask depends on this token: no step can be queued before it is known.
   const stepByStep = readsLogits || constraint !== null;
-  /** Puts the constraint's mask for the next sampled step on the GPU. */
+  /** Puts the constraint's mask for the next sampled step on the GPU, unless it is already there. */
+  let maskOnGpu: Uint32Array | null = null;
   const writeMask = () => {
-    if (constraint && !cpuSampler) model.writeAllowed(constraint.mask());
+    if (!constraint || cpuSampler) return;
+    // A state's mask is one cached array, so an unchanged array is an unchanged mask.
+    const mask = constraint.mask();
+    if (mask !== maskOnGpu) model.writeAllowed(mask);
+    maskOnGpu = mask;
   };
   // The GPU sampler runs only where it picks the token; the head (logits) runs in every sampled step.
   const gpuSampler = cpuSampler ? null : sampler;
