@@ -291,77 +291,22 @@ export async function createPagedAttention(
   };
   const constants = { WORKGROUP_SIZE: workgroupSize, HEAD_DIM: headDim };
   const costs = variant.cost(shape, new Array<number>(batch).fill(1));
+  /** One kernel of the family; a variant's later passes are labelled by their pass. */
+  const dispatch = (pass: PagedAttentionPass, buffers: GPUBuffer[], workgroups: [number, number, number], cost: Cost) =>
+    kc.dispatch({ label: pass === 'whole' ? label : `${label}.${pass}`, family: 'paged-attention', constants, defines: pagedAttentionDefines(pass), params, buffers, workgroups, cost });
 
-  if (variant.name === 'whole') {
-    return [
-      await kc.dispatch({
-        label,
-        family: 'paged-attention',
-        constants,
-        defines: pagedAttentionDefines('whole'),
-        params,
-        buffers: [b.q, b.kvPool, b.blockTable, b.seqInfo, b.out],
-        workgroups: [nHeads, 1, batch],
-        cost: costs[0],
-      }),
-    ];
-  }
+  if (variant.name === 'whole') return [await dispatch('whole', [b.q, b.kvPool, b.blockTable, b.seqInfo, b.out], [nHeads, 1, batch], costs[0])];
   if (variant.name === 'unfused') {
     if (!b.scores) throw new RequestError('paged-attention variant "unfused" needs a scores buffer (pagedAttentionScoresLength(shape) f32)');
     return Promise.all([
-      kc.dispatch({
-        label: `${label}.scores`,
-        family: 'paged-attention',
-        constants,
-        defines: pagedAttentionDefines('scores'),
-        params,
-        buffers: [b.q, b.kvPool, b.blockTable, b.seqInfo, b.scores],
-        workgroups: [nHeads, scoreTiles(shape), batch],
-        cost: costs[0],
-      }),
-      kc.dispatch({
-        label: `${label}.softmax`,
-        family: 'paged-attention',
-        constants,
-        defines: pagedAttentionDefines('softmax'),
-        params,
-        buffers: [b.seqInfo, b.scores],
-        workgroups: [nHeads, 1, batch],
-        cost: costs[1],
-      }),
-      kc.dispatch({
-        label: `${label}.weightedSum`,
-        family: 'paged-attention',
-        constants,
-        defines: pagedAttentionDefines('weightedSum'),
-        params,
-        buffers: [b.kvPool, b.blockTable, b.seqInfo, b.scores, b.out],
-        workgroups: [nHeads, 1, batch],
-        cost: costs[2],
-      }),
+      dispatch('scores', [b.q, b.kvPool, b.blockTable, b.seqInfo, b.scores], [nHeads, scoreTiles(shape), batch], costs[0]),
+      dispatch('softmax', [b.seqInfo, b.scores], [nHeads, 1, batch], costs[1]),
+      dispatch('weightedSum', [b.kvPool, b.blockTable, b.seqInfo, b.scores, b.out], [nHeads, 1, batch], costs[2]),
     ]);
   }
   if (!b.partials) throw new RequestError('paged-attention variant "splitK" needs a partials buffer (pagedAttentionPartialsLength(shape) f32)');
   return Promise.all([
-    kc.dispatch({
-      label: `${label}.chunks`,
-      family: 'paged-attention',
-      constants,
-      defines: pagedAttentionDefines('chunks'),
-      params,
-      buffers: [b.q, b.kvPool, b.blockTable, b.seqInfo, b.partials],
-      workgroups: [nHeads, maxChunks, batch],
-      cost: costs[0],
-    }),
-    kc.dispatch({
-      label: `${label}.reduce`,
-      family: 'paged-attention',
-      constants,
-      defines: pagedAttentionDefines('reduce'),
-      params,
-      buffers: [b.seqInfo, b.partials, b.out],
-      workgroups: [nHeads, 1, batch],
-      cost: costs[1],
-    }),
+    dispatch('chunks', [b.q, b.kvPool, b.blockTable, b.seqInfo, b.partials], [nHeads, maxChunks, batch], costs[0]),
+    dispatch('reduce', [b.seqInfo, b.partials, b.out], [nHeads, 1, batch], costs[1]),
   ]);
 }
