@@ -13,6 +13,7 @@ import { type ModelConfig, type ModelDescription, expectedShapes } from '../src/
 import { urlSource } from '../src/engine/model/url-source.ts';
 import { directorySource, openModelPath } from '../src/node/fs-source.ts';
 import { memorySource } from './helpers/memory-source.ts';
+import { stories260KConfig } from './helpers/stories260k.ts';
 import {
   type FileDtype,
   bf16Bits,
@@ -30,22 +31,6 @@ import {
 const modelsDir = fileURLToPath(new URL('../../shared/models/', import.meta.url));
 const stories = join(modelsDir, 'stories260K');
 
-const stories260KConfig: ModelConfig = {
-  architecture: 'llama',
-  dim: 64,
-  hiddenDim: 172,
-  nLayers: 5,
-  nHeads: 8,
-  nKvHeads: 4,
-  headDim: 8,
-  vocabSize: 512,
-  maxSeqLen: 512,
-  ropeTheta: 10000,
-  rmsEps: 1e-5,
-  tiedEmbeddings: true,
-  bosTokenId: 1,
-  eosTokenId: 2,
-};
 
 /** Index of the first element whose bits differ (-1 when all match): -0 and NaN payloads count. */
 function firstBitDifference(a: Float32Array, b: Float32Array): number {

@@ -5,6 +5,7 @@ import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
 import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
+import { stories260KConfig } from '../helpers/stories260k.ts';
 import { batchRunFlops, decodeStepCost, matrixIntensity } from '../../src/app/arithmetic-intensity.ts';
 import BatchingPanel from '../../src/app/panels/BatchingPanel.svelte';
 import type { BatchSweep, BatchSweepPoint } from '../../src/app/trace.ts';
@@ -14,7 +15,7 @@ import type { KvMemoryReport } from '../../src/engine/kv/kv-memory.ts';
 // stories260K: 2 (K, V) × 4 bytes × 5 layers × 4 KV heads × 8 dims = 1,280 KV bytes per token.
 const model: ModelInfo = {
   source: 'stories260K.bin (llama2.c)',
-  config: { architecture: 'llama', dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, headDim: 8, vocabSize: 512, maxSeqLen: 512, ropeTheta: 10000, rmsEps: 1e-5, tiedEmbeddings: true, bosTokenId: 1, eosTokenId: 2 },
+  config: stories260KConfig,
   tokenizer: 'tok512.bin (llama2.c)',
   chatTemplate: false,
   weightBytes: 1_133_888,

@@ -2,6 +2,7 @@ import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
 import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
 import { visibleText } from '../helpers/ssr.ts';
+import { stories260KConfig } from '../helpers/stories260k.ts';
 import MemoryHierarchyPanel from '../../src/app/panels/MemoryHierarchyPanel.svelte';
 import type { AdapterReport, ModelInfo } from '../../src/engine/engine.ts';
 
@@ -16,22 +17,7 @@ function byTestId(body: string, id: string): string {
 // Sizes chosen so the sums are easy to check: stories260K's shape (dim 64, 5 layers, 4 KV heads of 8).
 const model: ModelInfo = {
   source: 'stories260K.bin (llama2.c)',
-  config: {
-    architecture: 'llama',
-    dim: 64,
-    hiddenDim: 172,
-    nLayers: 5,
-    nHeads: 8,
-    nKvHeads: 4,
-    headDim: 8,
-    vocabSize: 512,
-    maxSeqLen: 512,
-    ropeTheta: 10000,
-    rmsEps: 1e-5,
-    tiedEmbeddings: true,
-    bosTokenId: 1,
-    eosTokenId: 2,
-  },
+  config: stories260KConfig,
   tokenizer: 'tok512.bin (llama2.c)',
   chatTemplate: false,
   weightBytes: 1_133_888,
