@@ -171,7 +171,7 @@ export function settingChange(key: SettingKey, text: string): Partial<EngineSett
       if (text !== 'true' && text !== 'false') throw new RangeError(`prefix cache must be true or false, got "${text}"`);
       return { prefixCache: text === 'true' };
     case 'sampler':
-      if (text !== 'gpu' && text !== 'cpu') throw new RangeError(`sampler must be gpu or cpu, got "${text}"`);
+      if (text !== 'gpu' && text !== 'gpu-sort' && text !== 'cpu') throw new RangeError(`sampler must be gpu, gpu-sort or cpu, got "${text}"`);
       return { sampler: text };
     case 'kvCache':
       if (text !== 'contiguous' && text !== 'paged') throw new RangeError(`KV cache must be contiguous or paged, got "${text}"`);
@@ -179,6 +179,14 @@ export function settingChange(key: SettingKey, text: string): Partial<EngineSett
     case 'attention':
       if (text !== 'fused' && text !== 'splitK' && text !== 'unfused') throw new RangeError(`attention must be fused, splitK or unfused, got "${text}"`);
       return { attention: text };
+    case 'speculative':
+      if (text !== 'off' && text !== 'draft-q4' && text !== 'ngram' && text !== 'draft-model') throw new RangeError(`speculative must be off, draft-q4, ngram or draft-model, got "${text}"`);
+      return { speculative: text };
+    case 'draftTokens': {
+      const count = Number(text);
+      if (!/^\d+$/.test(text) || count < 1 || count > 8) throw new RangeError(`draft tokens must be a whole number from 1 to 8, got "${text}"`);
+      return { draftTokens: count };
+    }
     case 'weightFormat':
     case 'matvecVariant':
       return { [key]: text };

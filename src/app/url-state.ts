@@ -28,7 +28,7 @@ export interface LabUrlState {
 /** What the page uses when the URL says nothing: such values are left out of formatted URLs. */
 export const urlDefaults = {
   model: defaultModelId,
-  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' } satisfies EngineSettings,
+  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused', speculative: 'off', draftTokens: 4 } satisfies EngineSettings,
   prompt: '',
   maxTokens: 200,
   temperature: 0,

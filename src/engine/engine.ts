@@ -120,6 +120,27 @@ export interface GenerateResult {
   stopReason: StopReason;
   /** Under a constraint: the time spent computing token masks (it must not dominate the step). */
   constraint?: ConstraintReport;
+  /** With speculative decoding on: how well the draft guessed and what the verification passes cost. */
+  speculative?: SpeculativeReport;
+}
+
+/** Speculative decoding's account of one generation. */
+export interface SpeculativeReport {
+  /** 'draft-q4', 'ngram' or the draft model's source. */
+  draft: string;
+  /** Tokens proposed per pass (a pass proposes fewer near the end of the budget or the context). */
+  draftTokens: number;
+  /** Forward passes of the target model: one per verification, the prompt's prefill not counted. */
+  targetPasses: number;
+  proposed: number;
+  accepted: number;
+  /** accepted / proposed. */
+  acceptanceRate: number;
+  /** Generated tokens per target pass (1 without speculation; up to draftTokens + 1). */
+  tokensPerTargetPass: number;
+  /** Wall time spent drafting and verifying (the rest of decodeMs is sampling and streaming). */
+  draftMs: number;
+  verifyMs: number;
 }
 
 export interface ConstraintReport {

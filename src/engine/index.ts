@@ -19,7 +19,7 @@ import { generateBatch, generatePaged, type BatchEvents } from './runtime/batch-
 import { GpuModel } from './runtime/gpu-model.ts';
 import { generate } from './runtime/generate.ts';
 import { profileStep } from './runtime/profile.ts';
-import type { BandwidthReport, EngineSettings, SettingChoices, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
+import type { BandwidthReport, EngineSettings, SamplerKind, SettingChoices, SpeculativeKind, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 import { loadTokenizer, type TokenizerFile } from './tokenizer/load.ts';
 import type { ChatTemplate } from './tokenizer/chat-template.ts';
 import type { Tokenizer } from './tokenizer/types.ts';
@@ -43,19 +43,24 @@ export interface EngineOptions {
   weightFormat?: WeightFormat;
   /** Force a matvec variant instead of the one the on-device tuning run picks. */
   matvecVariant?: MatvecVariantName;
-  /** 'gpu' (default) or 'cpu' sampling. */
-  sampler?: 'gpu' | 'cpu';
+  /** 'gpu' (default), 'gpu-sort' or 'cpu' sampling. */
+  sampler?: SamplerKind;
   /** The paged-KV switches (defaults: contiguous, 16-token pages, prefix cache on, fused attention). */
   kvCache?: EngineSettings['kvCache'];
   pageSize?: number;
   prefixCache?: boolean;
   attention?: EngineSettings['attention'];
+  /** Speculative decoding (default off) and the tokens a draft proposes per pass (default 4). */
+  speculative?: SpeculativeKind;
+  draftTokens?: number;
+  /** A smaller model sharing the tokenizer, loaded as the 'draft-model' speculative draft. */
+  draftModel?: { files: FileSource; entry: string };
   /** Where matvec tuning results persist between sessions. */
   tuningStore?: TuningStore;
 }
 
 /** What each switch may be set to on this adapter (matvec variants for the given weight format). */
-export function settingChoices(adapter: AdapterReport, format: WeightFormat): SettingChoices {
+export function settingChoices(adapter: AdapterReport, format: WeightFormat, hasDraftModel = false): SettingChoices {
   const formats = supportedFormats(adapter);
   return {
     weightFormat: {
@@ -71,17 +76,22 @@ export function settingChoices(adapter: AdapterReport, format: WeightFormat): Se
         .filter((v) => v.missing.length > 0)
         .map((v) => ({ value: v.value, reason: `needs ${v.missing.join(', ')}` })),
     },
-    sampler: { available: ['gpu', 'cpu'], unavailable: [] },
+    sampler: { available: ['gpu', 'gpu-sort', 'cpu'], unavailable: [] },
     kvCache: { available: ['contiguous', 'paged'], unavailable: [] },
     pageSize: { available: [...blockSizes], unavailable: [] },
     prefixCache: { available: [true, false], unavailable: [] },
     attention: { available: ['fused', 'splitK', 'unfused'], unavailable: [] },
+    speculative: {
+      available: ['off', 'draft-q4', 'ngram', ...(hasDraftModel ? (['draft-model'] as const) : [])],
+      unavailable: hasDraftModel ? [] : [{ value: 'draft-model', reason: 'needs a draft model given at load' }],
+    },
+    draftTokens: { available: draftTokenChoices, unavailable: [] },
   };
 }
 
-function checkSettings(adapter: AdapterReport, settings: EngineSettings): void {
-  const choices = settingChoices(adapter, settings.weightFormat as WeightFormat);
-  for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention'] as const) {
+function checkSettings(adapter: AdapterReport, settings: EngineSettings, hasDraftModel: boolean): void {
+  const choices = settingChoices(adapter, settings.weightFormat as WeightFormat, hasDraftModel);
+  for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention', 'speculative', 'draftTokens'] as const) {
     const value = settings[key];
     if ((choices[key].available as unknown[]).includes(value)) continue;
     const unavailable = choices[key].unavailable.find((u) => u.value === String(value));
@@ -91,6 +101,8 @@ function checkSettings(adapter: AdapterReport, settings: EngineSettings): void {
     throw new RequestError('the paged KV cache samples on the GPU (one token per sequence per step): switch the sampler to gpu first, or the KV cache back to contiguous');
   }
 }
+
+const draftTokenChoices = [1, 2, 3, 4, 5, 6, 7, 8];
 
 /** Default switches, with the caller's choices over them. */
 function initialSettings(options: EngineOptions): EngineSettings {
@@ -102,6 +114,8 @@ function initialSettings(options: EngineOptions): EngineSettings {
     pageSize: options.pageSize ?? 16,
     prefixCache: options.prefixCache ?? true,
     attention: options.attention ?? 'fused',
+    speculative: options.speculative ?? 'off',
+    draftTokens: options.draftTokens ?? 4,
   };
 }
 
@@ -157,7 +171,7 @@ class LocalEngine implements Engine {
       weightFormat: m.weightFormat,
       matvecVariant: m.matvecVariant,
       settings: { ...this.settings },
-      choices: settingChoices(this.adapter, m.weightFormat),
+      choices: settingChoices(this.adapter, m.weightFormat, this.options.draftModel !== undefined),
       bandwidth: this.bandwidth,
       memory: m.memory,
       load: { fileBytes: this.files.bytes, readMs: this.files.readMs, ...m.loadTimes },
@@ -239,7 +253,7 @@ class LocalEngine implements Engine {
         const variants = supportedVariants(this.adapter, next.weightFormat as WeightFormat).map((v) => v.name as string);
         if (!variants.includes(next.matvecVariant)) next.matvecVariant = 'auto';
       }
-      checkSettings(this.adapter, next);
+      checkSettings(this.adapter, next, this.options.draftModel !== undefined);
       if (next.weightFormat !== this.settings.weightFormat || next.matvecVariant !== this.settings.matvecVariant) {
         // Build the new model before dropping the old one: if it fails (out of memory, a kernel
         // that does not compile), the engine keeps running as it was.
@@ -322,7 +336,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const gpu = await requestGpu(options.gpu);
   try {
     const settings = initialSettings(options);
-    checkSettings(gpu.adapter, settings);
+    checkSettings(gpu.adapter, settings, options.draftModel !== undefined);
     progress(`reading ${options.files.describe(options.entry)}`);
     const readStarted = performance.now();
     const counted = countingSource(options.files);

@@ -54,8 +54,12 @@ export interface EngineSettings {
   weightFormat: string;
   /** Matvec variant for every projection; 'auto' lets the on-device tuning run choose. */
   matvecVariant: string;
-  /** 'gpu': the sampler kernel picks the token (4 bytes read back); 'cpu': logits are read back and sampled in TypeScript. */
-  sampler: 'gpu' | 'cpu';
+  /**
+   * 'gpu': the sampler kernel picks the token with threshold searches, no sort (4 bytes read back);
+   * 'gpu-sort': the same choice from a bitonic sort of the logits on the GPU; 'cpu': logits are read
+   * back and sampled in TypeScript.
+   */
+  sampler: SamplerKind;
   /**
    * 'contiguous': the single-sequence model (one cache sized for the context, token-by-token
    * prefill). 'paged': generations run through the batched model with one sequence: pages, chunked
@@ -68,7 +72,18 @@ export interface EngineSettings {
   prefixCache: boolean;
   /** Attention kernel of the paged cache: 'fused' (online softmax), 'splitK' (flash-decoding chunks + reduce) or 'unfused' (scores, softmax, weighted sum). */
   attention: 'fused' | 'splitK' | 'unfused';
+  /**
+   * Speculative decoding: a draft proposes `draftTokens` tokens and the model checks them all in one
+   * batched pass (paged KV cache). 'draft-q4': the same model in q4_0; 'ngram': prompt lookup (no
+   * draft model); 'draft-model': the smaller model given to the engine as its draft; 'off'.
+   */
+  speculative: SpeculativeKind;
+  /** Tokens a draft proposes per verification pass (1 to 8). */
+  draftTokens: number;
 }
+
+export type SamplerKind = 'gpu' | 'gpu-sort' | 'cpu';
+export type SpeculativeKind = 'off' | 'draft-q4' | 'ngram' | 'draft-model';
 
 /** A switch value the adapter cannot run, with the reason (e.g. "needs shader-f16"). */
 export interface UnavailableChoice {
@@ -80,11 +95,13 @@ export interface UnavailableChoice {
 export interface SettingChoices {
   weightFormat: { available: string[]; unavailable: UnavailableChoice[] };
   matvecVariant: { available: string[]; unavailable: UnavailableChoice[] };
-  sampler: { available: Array<'gpu' | 'cpu'>; unavailable: UnavailableChoice[] };
+  sampler: { available: SamplerKind[]; unavailable: UnavailableChoice[] };
   kvCache: { available: Array<'contiguous' | 'paged'>; unavailable: UnavailableChoice[] };
   pageSize: { available: number[]; unavailable: UnavailableChoice[] };
   prefixCache: { available: boolean[]; unavailable: UnavailableChoice[] };
   attention: { available: Array<'fused' | 'splitK' | 'unfused'>; unavailable: UnavailableChoice[] };
+  speculative: { available: SpeculativeKind[]; unavailable: UnavailableChoice[] };
+  draftTokens: { available: number[]; unavailable: UnavailableChoice[] };
 }
 
 /** GPU time of one kernel launch inside a decode step. */
@@ -137,6 +154,24 @@ export interface StepDistribution {
   temperature: number;
   /** Softmax denominator over the whole vocabulary at temperature 1 (so probabilities of the candidates are exact). */
   logSumExp: number;
+  /** What the sampler's cuts kept (temperature > 0 with top-k, top-p or min-p on); absent otherwise. */
+  kept?: KeptCandidates;
+}
+
+/** The candidate set that survived the sampler's cuts, as the sampler computed it. */
+export interface KeptCandidates {
+  /** Kept token ids, most likely first (ties: lower id first). */
+  tokens: number[];
+  /** Each kept token's probability after renormalizing over the kept set (same order). */
+  probabilities: number[];
+  /** Running sum of `probabilities` (same order; the last is 1). */
+  cumulative: number[];
+  /** Share of the full distribution (at the request's temperature) the kept set holds. */
+  keptMass: number;
+  /** The cutoffs: the k-th largest logit (top-k on), the smallest weight top-p kept (on), the weight floor (relative to the top token, 1). */
+  topKLogit: number | null;
+  topPWeight: number | null;
+  minWeight: number;
 }
 
 /** Request for the kernel workbench: run every variant of one op at one shape. */

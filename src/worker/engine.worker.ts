@@ -51,6 +51,8 @@ async function load({ id, payload }: RequestOf<'load'>): Promise<void> {
     weightFormat: settings.weightFormat as WeightFormat | undefined,
     matvecVariant: settings.matvecVariant && settings.matvecVariant !== 'auto' ? (settings.matvecVariant as MatvecVariantName) : undefined,
     sampler: settings.sampler,
+    speculative: settings.speculative,
+    draftTokens: settings.draftTokens,
     kvCache: settings.kvCache,
     pageSize: settings.pageSize,
     prefixCache: settings.prefixCache,

@@ -3,7 +3,7 @@
 // sequences a KV budget holds paged vs contiguous.
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
-import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
+import { laterChoicesAll, laterSettingDefaults } from '../helpers/settings.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
 import { stories260KConfig } from '../helpers/stories260k.ts';
 import { batchRunFlops, decodeStepCost, matrixIntensity } from '../../src/app/arithmetic-intensity.ts';
@@ -21,8 +21,8 @@ const model: ModelInfo = {
   weightBytes: 1_133_888,
   weightFormat: 'f32',
   matvecVariant: 'naive',
-  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu', ...kvSettingDefaults },
-  choices: { weightFormat: { available: ['f32'], unavailable: [] }, matvecVariant: { available: ['auto', 'naive'], unavailable: [] }, sampler: { available: ['gpu', 'cpu'], unavailable: [] }, ...kvChoicesAll },
+  settings: { weightFormat: 'f32', matvecVariant: 'auto', sampler: 'gpu', ...laterSettingDefaults },
+  choices: { weightFormat: { available: ['f32'], unavailable: [] }, matvecVariant: { available: ['auto', 'naive'], unavailable: [] }, sampler: { available: ['gpu', 'cpu'], unavailable: [] }, ...laterChoicesAll },
   bandwidth: { readGBps: 10, copyGBps: 8, bytes: 64e6, method: 'timestamp' },
   memory: { matrixBytes: 1e6, embeddingBytes: 131_072, vectorBytes: 2816, kvCacheBytes: 655_360, kvBytesPerToken: 1280, activationBytes: 37_760, contextLength: 512, bytesPerToken: 1.2e6 },
   load: { fileBytes: 1e6, readMs: 10, uploadBytes: 1e6, uploadMs: 30, compileMs: 800 },

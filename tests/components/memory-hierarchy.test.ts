@@ -1,6 +1,6 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
-import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
+import { laterChoicesAll, laterSettingDefaults } from '../helpers/settings.ts';
 import { visibleText } from '../helpers/ssr.ts';
 import { stories260KConfig } from '../helpers/stories260k.ts';
 import MemoryHierarchyPanel from '../../src/app/panels/MemoryHierarchyPanel.svelte';
@@ -23,12 +23,12 @@ const model: ModelInfo = {
   weightBytes: 1_133_888,
   weightFormat: 'q8_0',
   matvecVariant: 'rows',
-  settings: { weightFormat: 'q8_0', matvecVariant: 'auto', sampler: 'gpu', ...kvSettingDefaults },
+  settings: { weightFormat: 'q8_0', matvecVariant: 'auto', sampler: 'gpu', ...laterSettingDefaults },
   choices: {
     weightFormat: { available: ['f32', 'q8_0'], unavailable: [] },
     matvecVariant: { available: ['rows'], unavailable: [] },
     sampler: { available: ['gpu', 'cpu'], unavailable: [] },
-    ...kvChoicesAll,
+    ...laterChoicesAll,
   },
   bandwidth: { readGBps: 10, copyGBps: 8, bytes: 64e6, method: 'timestamp' },
   memory: {

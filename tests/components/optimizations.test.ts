@@ -1,6 +1,6 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
-import { kvChoicesAll, kvSettingDefaults } from '../helpers/settings.ts';
+import { laterChoicesAll, laterSettingDefaults } from '../helpers/settings.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
 import type { EngineSettings, SettingChoices } from '../../src/engine/telemetry.ts';
 import OptimizationsPanel from '../../src/app/panels/OptimizationsPanel.svelte';
@@ -20,10 +20,10 @@ const choices: SettingChoices = {
     unavailable: [{ value: 'subgroup', reason: "needs the 'subgroups' feature" }],
   },
   sampler: { available: ['gpu', 'cpu'], unavailable: [] },
-  ...kvChoicesAll,
+  ...laterChoicesAll,
 };
 
-const settings: EngineSettings = { weightFormat: 'q8_0', matvecVariant: 'splitK', sampler: 'cpu', ...kvSettingDefaults, pageSize: 32, prefixCache: false };
+const settings: EngineSettings = { weightFormat: 'q8_0', matvecVariant: 'splitK', sampler: 'cpu', ...laterSettingDefaults, pageSize: 32, prefixCache: false };
 
 function panel(overrides: Record<string, unknown> = {}): string {
   return render(OptimizationsPanel, { props: { settings, choices, busy: false, pending: null, onchange: () => {}, ...overrides } }).body;

@@ -1,6 +1,6 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
-import { kvSettingDefaults } from '../helpers/settings.ts';
+import { laterSettingDefaults } from '../helpers/settings.ts';
 import { rollingMean } from '../../src/app/charts/stats.ts';
 import TokensPerSecondPanel from '../../src/app/panels/TokensPerSecondPanel.svelte';
 import type { AbComparison, RunRecord } from '../../src/app/trace.ts';
@@ -11,7 +11,7 @@ function run(id: number, stepMs: number[], overrides: { label?: string; ttftMs?:
   return {
     id,
     label: overrides.label ?? `f32 · naive · gpu sampler`,
-    settings: { weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu', ...kvSettingDefaults },
+    settings: { weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu', ...laterSettingDefaults },
     bytesPerToken: 1_000_000,
     prompt: 'Once upon a time',
     stepMs,

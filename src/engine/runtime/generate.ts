@@ -10,7 +10,7 @@ import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '..
 import { GpuOperationError, RequestError } from '../errors.ts';
 import { uniform } from '../reference/rng.ts';
 import { filtersActive, noFilters, noPenalties, penaltiesActive, penalize, sampleFiltered, sampleToken, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
-import type { StepDistribution } from '../telemetry.ts';
+import type { SamplerKind, StepDistribution } from '../telemetry.ts';
 import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
@@ -62,8 +62,8 @@ export function requestPenalties(request: GenerateRequest): SamplingPenalties {
 }
 
 export interface GenerateOptions {
-  /** 'gpu' (default): the sampler kernel picks each token; 'cpu': logits are read back and sampled here. */
-  sampler?: 'gpu' | 'cpu';
+  /** 'gpu' (default): the sampler kernel picks each token; 'gpu-sort': by sorting on the GPU; 'cpu': logits are read back and sampled here. */
+  sampler?: SamplerKind;
   /** The model's chat template, for requests with `chat` set. */
   chatTemplate?: ChatTemplate | null;
 }
