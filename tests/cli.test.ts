@@ -51,7 +51,7 @@ describe('npm run generate', () => {
     expect(cpu.tokens).toEqual(gpu.tokens);
     const error = await generate('--model', `${stories}stories260K.bin`, '--sampler', 'fast').catch((e: { code: number; stderr: string }) => e);
     expect(error).toMatchObject({ code: 2 });
-    expect((error as { stderr: string }).stderr).toContain('--sampler must be gpu or cpu, got "fast"');
+    expect((error as { stderr: string }).stderr).toContain('--sampler must be one of gpu, gpu-sort, cpu, got "fast"');
   });
 
   it('record-trace writes a LabTrace the lab can replay', async () => {
@@ -114,6 +114,22 @@ describe('npm run generate', () => {
     const error = await generate('--model', `${stories}stories260K.bin`, '--batch', '2', '--kv', 'ring').catch((e: { code: number; stderr: string }) => e);
     expect(error).toMatchObject({ code: 2 });
     expect((error as { stderr: string }).stderr).toContain('--kv must be paged or contiguous, got "ring"');
+  });
+
+  it('--speculative draft-q4 reports its acceptance and keeps the greedy tokens; it refuses a batch and too many draft tokens', async () => {
+    const last = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+    const common = ['--model', `${stories}stories260K.bin`, '--prompt', 'Once upon a time', '--max-tokens', '16', '--max-context', '64', '--json'];
+    const plain = last((await generate(...common)).stdout);
+    const speculative = last((await generate(...common, '--speculative', 'draft-q4', '--draft-tokens', '3')).stdout);
+    expect(speculative.tokens).toEqual(plain.tokens);
+    expect(speculative.speculative).toMatchObject({ draft: 'draft-q4', draftTokens: 3 });
+    expect(speculative.speculative.accepted).toBeGreaterThan(0);
+    expect(speculative.speculative.tokensPerTargetPass).toBeGreaterThan(1);
+    const batch = await generate(...common, '--speculative', 'ngram', '--batch', '2').catch((e: { code: number; stderr: string }) => e);
+    expect(batch).toMatchObject({ code: 2 });
+    expect((batch as { stderr: string }).stderr).toContain('--speculative speeds up one sequence');
+    const tooMany = await generate(...common, '--speculative', 'ngram', '--draft-tokens', '12').catch((e: { code: number; stderr: string }) => e);
+    expect((tooMany as { stderr: string }).stderr).toContain('--draft-tokens must be a whole number from 1 to 8, got "12"');
   });
 
   it('rejects a bad option value with usage help', async () => {

@@ -18,6 +18,8 @@ import { BatchModel } from './runtime/batch-model.ts';
 import { generateBatch, generatePaged, type BatchEvents } from './runtime/batch-generate.ts';
 import { GpuModel } from './runtime/gpu-model.ts';
 import { generate } from './runtime/generate.ts';
+import { ModelDraft, NgramDraft, type Draft } from './runtime/drafts.ts';
+import { generateSpeculative } from './runtime/speculative.ts';
 import { profileStep } from './runtime/profile.ts';
 import type { BandwidthReport, EngineSettings, SamplerKind, SettingChoices, SpeculativeKind, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 import { loadTokenizer, type TokenizerFile } from './tokenizer/load.ts';
@@ -97,6 +99,9 @@ function checkSettings(adapter: AdapterReport, settings: EngineSettings, hasDraf
     const unavailable = choices[key].unavailable.find((u) => u.value === String(value));
     throw new RequestError(unavailable ? `${key} ${value} cannot run on this adapter: it ${unavailable.reason}` : `unknown ${key} '${String(value)}'`);
   }
+  if (settings.speculative !== 'off' && settings.kvCache !== 'paged') {
+    throw new RequestError('speculative decoding checks the draft on the batched model, over the paged KV cache: switch the KV cache to paged first');
+  }
   if (settings.kvCache === 'paged' && settings.sampler === 'cpu') {
     throw new RequestError('the paged KV cache samples on the GPU (one token per sequence per step): switch the sampler to gpu first, or the KV cache back to contiguous');
   }
@@ -110,7 +115,8 @@ function initialSettings(options: EngineOptions): EngineSettings {
     weightFormat: options.weightFormat ?? 'f32',
     matvecVariant: options.matvecVariant ?? 'auto',
     sampler: options.sampler ?? 'gpu',
-    kvCache: options.kvCache ?? 'contiguous',
+    // Speculative decoding runs on the paged cache.
+    kvCache: options.kvCache ?? (options.speculative && options.speculative !== 'off' ? 'paged' : 'contiguous'),
     pageSize: options.pageSize ?? 16,
     prefixCache: options.prefixCache ?? true,
     attention: options.attention ?? 'fused',
@@ -141,6 +147,8 @@ class LocalEngine implements Engine {
   private busy = false;
   /** The batched model over the single-sequence model's weights, built on first use for a page size. */
   private batchModel: BatchModel | null = null;
+  /** Speculative decoding's draft models ('draft-q4', 'draft-model'), built on first use. */
+  private readonly draftModels = new Map<string, GpuModel>();
   private readonly shaderEdits: Partial<Record<ShaderFamily, string>> = {};
 
   constructor(
@@ -192,6 +200,11 @@ class LocalEngine implements Engine {
 
   generate(request: GenerateRequest, onToken?: (event: TokenEvent) => void, signal?: AbortSignal): Promise<GenerateResult> {
     return this.exclusive('generating again', async () => {
+      if (this.settings.speculative !== 'off') {
+        const model = await this.batched(this.settings.pageSize, this.settings.attention);
+        const draft = await this.draft(this.settings.speculative);
+        return generateSpeculative(model, draft, this.batchContext(), request, { draftTokens: this.settings.draftTokens }, onToken, signal);
+      }
       if (this.settings.kvCache === 'contiguous') {
         return generate(this.gpuModel, this.tokenizer, request, onToken, signal, { sampler: this.settings.sampler, chatTemplate: this.chatTemplate });
       }
@@ -207,6 +220,33 @@ class LocalEngine implements Engine {
       const model = await this.batched(request.pageSize ?? this.settings.pageSize, attention);
       return generateBatch(model, this.batchContext(), { ...request, prefixCache: request.prefixCache ?? this.settings.prefixCache }, onEvent, signal);
     });
+  }
+
+  /** The draft of a speculative kind; draft models are built on first use and kept until disposal. */
+  private async draft(kind: Exclude<SpeculativeKind, 'off'>): Promise<Draft> {
+    if (kind === 'ngram') return new NgramDraft();
+    let model = this.draftModels.get(kind);
+    if (!model) {
+      const description = kind === 'draft-q4' ? this.description : await this.loadDraftDescription();
+      model = await GpuModel.create(this.gpu, description, { maxContext: this.gpuModel.contextLength, weightFormat: kind === 'draft-q4' ? 'q4_0' : 'f32', tuningStore: this.options.tuningStore });
+      this.draftModels.set(kind, model);
+    }
+    return new ModelDraft(kind === 'draft-q4' ? 'draft-q4' : this.draftSource, model);
+  }
+
+  private draftSource = '';
+
+  /** The draft model given at creation: it must speak the target's vocabulary. */
+  private async loadDraftDescription(): Promise<ModelDescription> {
+    const given = this.options.draftModel;
+    if (!given) throw new RequestError('speculative draft-model needs a draft model given when the engine was created (generate --speculative PATH)');
+    const { model } = await loadModel(given.files, given.entry);
+    const target = this.description.config;
+    if (model.config.vocabSize !== target.vocabSize || model.config.bosTokenId !== target.bosTokenId || model.config.eosTokenId !== target.eosTokenId) {
+      throw new RequestError(`the draft model ${model.source} does not share the target's tokenizer (vocabulary ${model.config.vocabSize} vs ${target.vocabSize}, BOS/EOS ${model.config.bosTokenId}/${model.config.eosTokenId} vs ${target.bosTokenId}/${target.eosTokenId})`);
+    }
+    this.draftSource = model.source;
+    return model;
   }
 
   private batchContext() {
@@ -246,8 +286,12 @@ class LocalEngine implements Engine {
   reconfigure(changes: Partial<EngineSettings>): Promise<ModelInfo> {
     return this.exclusive('changing settings', async () => {
       const next: EngineSettings = { ...this.settings, ...changes };
+      // Speculative decoding verifies on the batched model: turning it on takes the paged cache with
+      // it, and going back to the contiguous cache turns it off.
+      if (changes.speculative && changes.speculative !== 'off' && !changes.kvCache) next.kvCache = 'paged';
+      if (changes.kvCache === 'contiguous' && !changes.speculative) next.speculative = 'off';
       // The CPU sampler reads one sequence's logits: going paged takes the GPU sampler with it.
-      if (changes.kvCache === 'paged' && !changes.sampler) next.sampler = 'gpu';
+      if (next.kvCache === 'paged' && this.settings.kvCache !== 'paged' && !changes.sampler && next.sampler === 'cpu') next.sampler = 'gpu';
       // A variant forced for one format may not exist for the next: fall back to tuning.
       if (changes.weightFormat && !changes.matvecVariant && next.matvecVariant !== 'auto') {
         const variants = supportedVariants(this.adapter, next.weightFormat as WeightFormat).map((v) => v.name as string);
@@ -325,6 +369,8 @@ class LocalEngine implements Engine {
 
   dispose(): void {
     this.dropBatchModel();
+    for (const model of this.draftModels.values()) model.destroy();
+    this.draftModels.clear();
     this.gpuModel.destroy();
     this.gpu.device.destroy();
   }

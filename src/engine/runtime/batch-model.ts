@@ -12,7 +12,7 @@ import { createMatmulDispatch, supportedMatmulVariants } from '../kernels/matmul
 import { createPagedAttention, defaultPagedAttentionTiling, pagedAttentionPartialsLength, type PagedAttentionShape, type PagedAttentionVariantName } from '../kernels/paged-attention.ts';
 import { ropeTable } from '../kernels/rope.ts';
 import { createRowsEmbedding, createRowsRmsnorm, createRowsRope, createRowsSampler, packRowInfo, rowInfoWords, type RowInfo } from '../kernels/rows.ts';
-import { checkBlockSize, pageBytes, pageLayout, PagePool, type PageCopy, type PageLayout } from '../kv/page-pool.ts';
+import { checkBlockSize, pageBytes, pageElementOffset, pageLayout, PagePool, type PageCopy, type PageLayout } from '../kv/page-pool.ts';
 import { PrefixCache } from '../kv/prefix-cache.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
 import type { WeightFormat } from '../quant/formats.ts';
@@ -232,7 +232,19 @@ export class BatchModel {
    * row order. Rows that do not sample still write their K/V (prefill).
    */
   async step(rows: readonly StepRow[], copies: readonly PageCopy[] = []): Promise<number[]> {
-    if (rows.length === 0) return [];
+    return (await this.run(rows, copies, false)).tokens;
+  }
+
+  /**
+   * step(), also reading back the logits of every sampling row (speculative decoding's verification
+   * needs each position's whole distribution, not just the token the GPU sampler drew from it).
+   */
+  async stepWithLogits(rows: readonly StepRow[], copies: readonly PageCopy[] = []): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+    return this.run(rows, copies, true);
+  }
+
+  private async run(rows: readonly StepRow[], copies: readonly PageCopy[], withLogits: boolean): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+    if (rows.length === 0) return { tokens: [], logits: [] };
     if (rows.length > this.maxRows) throw new RequestError(`a step holds at most ${this.maxRows} rows, got ${rows.length}`);
     const { device } = this.gpu;
     const s = this.state;
@@ -271,12 +283,64 @@ export class BatchModel {
     encodeDispatches(pass, dispatches);
     pass.end();
     encoder.copyBufferToBuffer(s.tokens, 0, s.readback, 0, 4 * rows.length);
+    const logitsBytes = 4 * rows.length * this.config.vocabSize;
+    const logitsReadback = withLogits ? this.logitsReadback() : null;
+    if (logitsReadback) encoder.copyBufferToBuffer(s.logits, 0, logitsReadback, 0, logitsBytes);
     device.queue.submit([encoder.finish()]);
 
     await s.readback.mapAsync(GPUMapMode.READ, 0, 4 * rows.length);
     const sampled = new Uint32Array(s.readback.getMappedRange(0, 4 * rows.length).slice(0));
     s.readback.unmap();
-    return rows.flatMap((row, i) => (row.sample ? [sampled[i]] : []));
+    const tokens = rows.flatMap((row, i) => (row.sample ? [sampled[i]] : []));
+    if (!logitsReadback) return { tokens, logits: [] };
+    await logitsReadback.mapAsync(GPUMapMode.READ, 0, logitsBytes);
+    const all = new Float32Array(logitsReadback.getMappedRange(0, logitsBytes).slice(0));
+    logitsReadback.unmap();
+    const vocab = this.config.vocabSize;
+    const logits = rows.flatMap((row, i) => (row.sample ? [all.subarray(i * vocab, (i + 1) * vocab)] : []));
+    return { tokens, logits };
+  }
+
+  /** The logits read-back buffer (maxRows x vocab), allocated on first use: only verification reads logits. */
+  private logitsReadback(): GPUBuffer {
+    this.logitsStaging ??= this.gpu.device.createBuffer({ label: 'logits.readback', size: 4 * this.maxRows * this.config.vocabSize, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    return this.logitsStaging;
+  }
+
+  private logitsStaging: GPUBuffer | null = null;
+
+  /**
+   * The K and V a sequence holds at positions [0, length), read back from its pages as
+   * (layer, k|v, position, kvDim): what tests compare after a speculative rollback.
+   */
+  async readKv(blockTable: readonly number[], length: number): Promise<Float32Array> {
+    const { nLayers, kvDim, blockSize } = this.layout;
+    const bytesPerPage = pageBytes(this.layout);
+    const pages = Math.ceil(length / blockSize);
+    if (pages > blockTable.length) throw new RangeError(`${length} positions need ${pages} pages, the block table has ${blockTable.length}`);
+    const staging = this.gpu.device.createBuffer({ label: 'kv.readback', size: Math.max(4, pages * bytesPerPage), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const encoder = this.gpu.device.createCommandEncoder({ label: 'kv.readback' });
+      for (let b = 0; b < pages; b++) encoder.copyBufferToBuffer(this.state.kvPool, blockTable[b] * bytesPerPage, staging, b * bytesPerPage, bytesPerPage);
+      this.gpu.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const raw = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      const out = new Float32Array(nLayers * 2 * length * kvDim);
+      for (let pos = 0; pos < length; pos++) {
+        const block = Math.floor(pos / blockSize);
+        for (let layer = 0; layer < nLayers; layer++) {
+          for (const kOrV of [0, 1] as const) {
+            // The page's own offset formula with the staging copy's page index in place of the physical one.
+            const from = pageElementOffset(this.layout, block, layer, kOrV, pos % blockSize, 0);
+            out.set(raw.subarray(from, from + kvDim), ((layer * 2 + kOrV) * length + pos) * kvDim);
+          }
+        }
+      }
+      return out;
+    } finally {
+      staging.destroy();
+    }
   }
 
   private dispatchesFor(rows: number): Promise<Dispatch[]> {
@@ -292,5 +356,6 @@ export class BatchModel {
 
   destroy(): void {
     this.allocator.destroyAll();
+    this.logitsStaging?.destroy();
   }
 }
