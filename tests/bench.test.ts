@@ -1,6 +1,6 @@
 // The bench command as a user runs it: `bench --quick --json FILE` on the CI adapter writes a
-// report with the probe, every supported format x variant, the q4_0-versus-f32 comparison and both
-// end-to-end models, all with sane numbers.
+// report with the probe, every supported format x variant, the q4_0-versus-f32 comparison, both
+// end-to-end models, batching, sampling and speculative decoding, all with sane numbers.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,22 @@ describe('npm run bench -- --quick --json FILE', () => {
         expect(positive(r.ms), `${r.vocab} ${r.variant}`).toBe(true);
         expect(r.readBackBytes).toBe(r.variant === 'cpu' ? 4 * r.vocab : 4);
       }
+
+      // Speculative (quick: stories260K, k = 4): the baseline, then each draft with its acceptance.
+      expect(report.speculative).toHaveLength(1);
+      const speculative = report.speculative[0];
+      expect(speculative.points.map((p: { draft: string; draftTokens: number }) => `${p.draft} ${p.draftTokens}`)).toEqual(['off 0', 'ngram 4', 'draft-q4 4']);
+      const [baseline, , q4] = speculative.points;
+      expect(baseline.speedup).toBe(1);
+      for (const p of speculative.points) {
+        expect(positive(p.decodeTokensPerSecond), p.draft).toBe(true);
+        expect(p.speedup).toBeCloseTo(p.decodeTokensPerSecond / baseline.decodeTokensPerSecond, 6);
+        expect(p.tokensPerTargetPass).toBeGreaterThanOrEqual(1);
+        expect(p.tokensPerTargetPass).toBeLessThanOrEqual(p.draftTokens + 1);
+      }
+      // q4_0 guesses stories260K's greedy tokens most of the time.
+      expect(q4.acceptanceRate).toBeGreaterThan(0.5);
+      expect(q4.tokensPerTargetPass).toBeGreaterThan(2);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

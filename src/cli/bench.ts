@@ -1,4 +1,4 @@
-// npm run -s bench -- [--suite kernels|e2e|batching|sampling|all] [--quick] [--json FILE]
+// npm run -s bench -- [--suite kernels|e2e|batching|sampling|speculative|all] [--quick] [--json FILE]
 // Puts the kernels against the roofline: measures this adapter's memory bandwidth, then
 //   kernels: every weight format x matvec variant at LLM shapes (GB/s, fraction of the probe,
 //            error against the CPU reference), and how much faster q4_0 is than f32;
@@ -9,7 +9,9 @@
 //            tokens/s, TTFT, TPOT, KV bytes held and wasted, paged against contiguous), the batch-8
 //            over batch-1 decode ratio, and the prefix cache on requests sharing a long prefix;
 //   sampling: time per sampling step at vocabularies 512, 32000, 49152 and 151936: the GPU's
-//            temperature sampler, its top-k/top-p sampler (threshold search), and read-back + CPU.
+//            temperature sampler, its top-k/top-p sampler (threshold search), and read-back + CPU;
+//   speculative: greedy decode tokens/s with speculation off and with the prompt-lookup and q4_0
+//            drafts at several draft lengths: acceptance rate, tokens per target pass, speed-up.
 // --quick uses small shapes and a 2-layer synthetic model, so CI finishes it on a software adapter.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { benchBatching, type BatchBenchResult, type BatchPoint } from '../engine/bench/batch-bench.ts';
 import { benchDecode, type DecodeBenchOptions, type DecodeResult } from '../engine/bench/decode-bench.ts';
 import { benchSampling, type SamplingResult } from '../engine/bench/sampling-bench.ts';
+import { benchSpeculative, type SpeculativePoint } from '../engine/bench/speculative-bench.ts';
 import { benchMatvec, fastest, type MatrixShape, type MatvecResult } from '../engine/bench/matvec-bench.ts';
 import type { AdapterReport } from '../engine/engine.ts';
 import { createEngine } from '../engine/index.ts';
@@ -31,9 +34,9 @@ import { nodeGpu } from '../node/gpu.ts';
 import { parseOptions, UsageError } from './args.ts';
 import { labModelsDir, makeModel } from './make-model.ts';
 
-const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|batching|sampling|all] [--quick] [--json FILE]';
+const usage = 'usage: npm run -s bench -- [--suite kernels|e2e|batching|sampling|speculative|all] [--quick] [--json FILE]';
 
-const suites = ['kernels', 'e2e', 'batching', 'sampling', 'all'] as const;
+const suites = ['kernels', 'e2e', 'batching', 'sampling', 'speculative', 'all'] as const;
 type Suite = (typeof suites)[number];
 
 interface Plan {
@@ -57,6 +60,12 @@ interface Plan {
     synthetic: boolean;
   };
   samplingVocabs: number[];
+  speculative: {
+    draftTokens: number[];
+    maxTokens: number;
+    /** Also run synthetic weights at SmolLM2-135M's shapes (f32 target, so the q4_0 draft reads 1/7 of its bytes). */
+    synthetic: boolean;
+  };
 }
 
 const plans: Record<'full' | 'quick', Plan> = {
@@ -78,6 +87,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     runs: 3,
     batching: { batchSizes: [1, 2, 4, 8, 16, 32], promptTokens: [16, 128], maxTokens: 64, synthetic: true },
     samplingVocabs: [512, 32000, 49152, 151936],
+    speculative: { draftTokens: [2, 4, 8], maxTokens: 128, synthetic: true },
   },
   quick: {
     shapes: [
@@ -97,6 +107,7 @@ const plans: Record<'full' | 'quick', Plan> = {
     runs: 1,
     batching: { batchSizes: [1, 2, 4], promptTokens: [8], maxTokens: 4, synthetic: false },
     samplingVocabs: [512, 32000],
+    speculative: { draftTokens: [4], maxTokens: 24, synthetic: false },
   },
 };
 
@@ -110,6 +121,7 @@ export interface BenchReport {
   e2e: DecodeResult[];
   batching: BatchBenchResult[];
   sampling: SamplingResult[];
+  speculative: Array<{ model: string; points: SpeculativePoint[] }>;
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -158,7 +170,7 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
   const kc = new KernelContext(gpu);
   const probe = await measureBandwidth(kc);
   console.log(`roofline probe: read ${fixed(probe.readGBps)} GB/s, copy ${fixed(probe.copyGBps)} GB/s (${mib(probe.bytes)} buffer, ${probe.method} timing)\n`);
-  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [], batching: [], sampling: [] };
+  const report: BenchReport = { adapter: a, probeGBps: probe.readGBps, probe, kernels: [], e2e: [], batching: [], sampling: [], speculative: [] };
 
   if (suite === 'kernels' || suite === 'all') {
     const table = new Table([['matvec', 11], ['format', 10], ['variant', 8], ['ms', 9], ['± sd', 9], ['GB/s', 7], ['of probe', 8], ['max |err|', 9]]);
@@ -209,7 +221,36 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
       });
     }
   }
+  if (suite === 'speculative' || suite === 'all') {
+    const stories = openModelPath(join(labModelsDir(), 'stories260K', 'stories260K.bin'));
+    report.speculative.push(await benchSpeculativeOn('stories260K', stories, plan));
+    if (plan.speculative.synthetic) {
+      await withSyntheticModel(plan.syntheticLayers, async (label, files) => {
+        report.speculative.push(await benchSpeculativeOn(label, { files, entry: '' }, plan));
+      });
+    }
+  }
   return report;
+}
+
+/** The speculative suite on one model (f32 weights, greedy, paged KV). */
+async function benchSpeculativeOn(label: string, model: { files: FileSource; entry: string }, plan: Plan): Promise<{ model: string; points: SpeculativePoint[] }> {
+  console.log(`\nspeculative decoding: ${label}, f32 target, greedy (every configuration run twice, the second timed)`);
+  const table = new Table([['draft', 8], ['k', 2], ['decode tok/s', 12], ['speed-up', 8], ['accepted', 8], ['tokens/pass', 11], ['drafting', 8]]);
+  const engine = await createEngine({ gpu: nodeGpu(), ...model });
+  try {
+    const points = await benchSpeculative(engine, {
+      drafts: ['ngram', 'draft-q4'],
+      draftTokens: plan.speculative.draftTokens,
+      prompt: plan.prompt,
+      maxTokens: plan.speculative.maxTokens,
+      temperature: 0,
+      onPoint: (p) => table.row([p.draft, p.draftTokens > 0 ? `${p.draftTokens}` : '-', fixed(p.decodeTokensPerSecond), `${p.speedup.toFixed(2)}x`, p.draft === 'off' ? '-' : percent(p.acceptanceRate), fixed(p.tokensPerTargetPass), percent(p.draftShare)]),
+    });
+    return { model: label, points };
+  } finally {
+    engine.dispose();
+  }
 }
 
 /** The batching suite on one model: a table of points, then the batch-8 ratio and the prefix cache. */
