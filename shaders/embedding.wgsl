@@ -9,6 +9,8 @@
 struct Params {
   dim: u32,
   vocab: u32,
+  firstRow: u32, // the table rows this dispatch holds: firstRow .. firstRow + partRows
+  partRows: u32,
 #if ROWS
   rows: u32,
 #endif
@@ -21,14 +23,18 @@ override ROW_INFO_WORDS: u32; // rowInfoWords in src/engine/kernels/rows.ts
 #else
 @group(0) @binding(1) var<storage, read> token: array<u32>; // (1)
 #endif
-@group(0) @binding(2) var<storage, read> table: array<f32>; // (vocab, dim)
+@group(0) @binding(2) var<storage, read> table: array<f32>; // (partRows, dim): rows firstRow .. of the whole table
 @group(0) @binding(3) var<storage, read_write> out: array<f32>; // (dim), with ROWS (rows, dim)
 
-// out[outStart + i] = table[id, i]. An out-of-range id (never produced by our samplers) reads
-// table row 0 rather than another buffer.
+// out[outStart + i] = table[id, i] when row `id` is in this dispatch's part of the table (a table
+// too large for one buffer is split by rows, one dispatch per part, and only the part holding the
+// row writes). An out-of-range id (never produced by our samplers) reads table row 0 rather than
+// another buffer.
 fn gather(id: u32, outStart: u32, i: u32) {
   let tableRow = select(0u, id, id < params.vocab);
-  out[outStart + i] = table[tableRow * params.dim + i];
+  if (tableRow >= params.firstRow && tableRow - params.firstRow < params.partRows) {
+    out[outStart + i] = table[(tableRow - params.firstRow) * params.dim + i];
+  }
 }
 
 #if ROWS

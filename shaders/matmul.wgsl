@@ -6,6 +6,8 @@
 // layouts (src/engine/quant/formats.ts) and the same units: a row is `params.units` units (one f32
 // or vec4<f32>, one u32 of two halves, one 32-weight block). x and out are row-major and not
 // padded: x is never read at a column >= cols, where the padded weights of a row tail sit.
+// A matrix too large for one buffer is split by rows (src/engine/runtime/weights.ts): each part is
+// a whole packed matrix, and its dispatch writes its columns of out (outOffset .. of outStride).
 //
 // Strategies (entry points):
 //   naive  one thread per element of out, no workgroup memory: matvec's naive strategy for every
@@ -27,6 +29,8 @@ struct Params {
   cols: u32,
   units: u32, // units per weight row: the row stride
   scalesOffset: u32, // q8_0 / q4_0: u32 index of the first f16 block scale in `weight`
+  outStride: u32, // elements per token in out: rows, or the whole matrix's rows for a part of a split one
+  outOffset: u32, // where row 0 lands in a token's row of out: the part's first row
 }
 
 override WORKGROUP_SIZE: u32 = 64; // naive: threads per workgroup
@@ -41,7 +45,7 @@ override UNITS_PER_SLICE: u32 = TILE_K / UNIT_WEIGHTS;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> x: array<f32>; // (m, cols)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (m, rows)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (m, outStride), this part at columns outOffset ..
 
 // Column-major slices, so that a thread reads its 4 tokens (4 rows) of column k as one vec4.
 var<workgroup> x_tile: array<vec4<f32>, X_TILE_VEC4S>; // (TILE_K, TILE_M): x_tile[k][token / 4][token % 4]
@@ -213,7 +217,7 @@ fn naive(@builtin(global_invocation_id) id: vec3u) {
     for (var u = 0u; u < params.units; u++) {
       sum += unit_dot(token, row, u);
     }
-    out[token * params.rows + row] = sum;
+    out[token * params.outStride + params.outOffset + row] = sum;
   }
 }
 
@@ -268,7 +272,7 @@ fn tiled(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane
     for (var j = 0u; j < 4u; j++) {
       let row = row0 + 4u * tn + j;
       if (token < params.m && row < params.rows) {
-        out[token * params.rows + row] = acc[i][j];
+        out[token * params.outStride + params.outOffset + row] = acc[i][j];
       }
     }
   }

@@ -19,6 +19,8 @@
 //   multiRow  ROWS_PER_WORKGROUP rows per workgroup, THREADS_PER_ROW threads each: keeps
 //             threads busy when rows are short (few units).
 // Workgroups beyond the per-dimension limit spill into the grid's y dimension.
+// A matrix too large for one buffer is split by rows (src/engine/runtime/weights.ts): each part
+// is a whole packed matrix of its own, and its dispatch writes its rows at out[outOffset ..].
 
 #if F16_NATIVE
 enable f16;
@@ -32,6 +34,7 @@ struct Params {
   cols: u32,
   units: u32, // units per row: the row stride
   scalesOffset: u32, // q8_0 / q4_0: u32 index of the first f16 block scale in `weight`
+  outOffset: u32, // where row 0 lands in out: the first row of this part of a matrix split by rows
 }
 
 override WORKGROUP_SIZE: u32 = 64; // a power of two (the reductions halve it)
@@ -40,7 +43,7 @@ override THREADS_PER_ROW: u32 = WORKGROUP_SIZE / ROWS_PER_WORKGROUP; // derived:
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> x: array<f32>; // (cols)
-@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (rows)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>; // (outOffset + rows)
 
 var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
 
@@ -153,7 +156,7 @@ fn tree_sum(lane: u32, width: u32) {
 fn naive(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) grid: vec3u) {
   let row = id.x + id.y * grid.x * WORKGROUP_SIZE;
   if (row < params.rows) {
-    out[row] = strided_dot(row, 0u, 1u);
+    out[params.outOffset + row] = strided_dot(row, 0u, 1u);
   }
 }
 
@@ -164,7 +167,7 @@ fn splitK(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) grid: vec3u
   partial[lane] = strided_dot(row, lane, WORKGROUP_SIZE);
   tree_sum(lane, WORKGROUP_SIZE);
   if (lane == 0u && row < params.rows) {
-    out[row] = partial[0];
+    out[params.outOffset + row] = partial[0];
   }
 }
 
@@ -176,7 +179,7 @@ fn multiRow(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) grid: vec
   partial[lane] = strided_dot(row, t, THREADS_PER_ROW);
   tree_sum(lane, THREADS_PER_ROW);
   if (t == 0u && row < params.rows) {
-    out[row] = partial[lane];
+    out[params.outOffset + row] = partial[lane];
   }
 }
 
@@ -198,7 +201,7 @@ fn subgroup(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) grid: vec
     for (var i = 0u; i < (WORKGROUP_SIZE + size - 1u) / size; i++) {
       total += partial[i];
     }
-    out[row] = total;
+    out[params.outOffset + row] = total;
   }
 }
 #endif

@@ -192,8 +192,8 @@ describe('Hugging Face config.json', { timeout: 10_000 }, () => {
 
   it('wrong types and unsupported models', async () => {
     expectProblem(await load(JSON.stringify({ ...good, num_hidden_layers: '2' })), 'm/config.json', /num_hidden_layers is "2", expected a number/);
-    expectProblem(await load(JSON.stringify({ ...good, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] })), 'm/config.json', /model_type "qwen2" .* is not supported/);
-    expectProblem(await load(JSON.stringify({ ...good, rope_scaling: { rope_type: 'llama3' } })), 'm/config.json', /rope_scaling .* is not supported/);
+    expectProblem(await load(JSON.stringify({ ...good, model_type: 'mistral', architectures: ['MistralForCausalLM'] })), 'm/config.json', /model_type "mistral" .* is not supported/);
+    expectProblem(await load(JSON.stringify({ ...good, rope_scaling: { rope_type: 'yarn', factor: 4 } })), 'm/config.json', /rope_scaling .* is not supported/);
   });
 
   it('a config that disagrees with the weights names the folder and the shapes', async () => {

@@ -74,7 +74,7 @@ describe('npm run bench -- --quick --json FILE', () => {
 
       // Sampling (quick: vocab 512 and 32000): each variant timed, the CPU one reading every logit back.
       expect(report.sampling.map((r: { vocab: number; variant: string }) => `${r.vocab} ${r.variant}`)).toEqual(
-        [512, 32000].flatMap((v) => [`${v} gpu-temperature`, `${v} gpu`, `${v} cpu`]),
+        [512, 32000].flatMap((v) => [`${v} gpu-temperature`, `${v} gpu`, `${v} gpu-sort`, `${v} cpu`]),
       );
       for (const r of report.sampling) {
         expect(positive(r.ms), `${r.vocab} ${r.variant}`).toBe(true);

@@ -97,7 +97,7 @@ describe('uniform layouts', () => {
   it('packs values in order and refuses non-u32 values', () => {
     const bytes = new DataView(packParams(ropeParams, { qPairs: 1, kvDim: 2, halfHeadDim: 3, cacheOffset: 4 }));
     expect([0, 4, 8, 12].map((o) => bytes.getUint32(o, true))).toEqual([1, 2, 3, 4]);
-    expect(() => packParams(matvecParams, { rows: -1, cols: 2, units: 2, scalesOffset: 0 })).toThrow(/not a u32/);
-    expect(() => packParams(matvecParams, { rows: 1.5, cols: 2, units: 2, scalesOffset: 0 })).toThrow(/not a u32/);
+    expect(() => packParams(matvecParams, { rows: -1, cols: 2, units: 2, scalesOffset: 0, outOffset: 0 })).toThrow(/not a u32/);
+    expect(() => packParams(matvecParams, { rows: 1.5, cols: 2, units: 2, scalesOffset: 0, outOffset: 0 })).toThrow(/not a u32/);
   });
 });

@@ -15,7 +15,7 @@ import { startServer, type RunningServer } from '../src/server/server.ts';
 import { loadServingModel, type ServingModel } from '../src/server/serving-model.ts';
 import { sseData } from '../src/server/sse-reader.ts';
 import { StopText } from '../src/server/stop-text.ts';
-import type { RequestTimeline } from '../src/server/timeline.ts';
+import type { RequestTimeline } from '../src/engine/timeline.ts';
 import { memorySource } from './helpers/memory-source.ts';
 import { randomModel, tinyConfig, writeHuggingFace } from './helpers/model-files.ts';
 import { loadStories, metrics, modelsDir, post, waitFor } from './helpers/server.ts';

@@ -9,7 +9,8 @@
 //            tokens/s, TTFT, TPOT, KV bytes held and wasted, paged against contiguous), the batch-8
 //            over batch-1 decode ratio, and the prefix cache on requests sharing a long prefix;
 //   sampling: time per sampling step at vocabularies 512, 32000, 49152 and 151936: the GPU's
-//            temperature sampler, its top-k/top-p sampler (threshold search), and read-back + CPU;
+//            temperature sampler, its top-k/top-p sampler (threshold search), the same cuts off a
+//            bitonic sort of the vocabulary (gpu-sort), and read-back + CPU;
 //   speculative: greedy decode tokens/s with speculation off and with the prompt-lookup and q4_0
 //            drafts at several draft lengths: acceptance rate, tokens per target pass, speed-up.
 // --quick uses small shapes and a 2-layer synthetic model, so CI finishes it on a software adapter.
@@ -200,7 +201,7 @@ async function runBench(gpu: GpuContext, suite: Suite, plan: Plan): Promise<Benc
   }
 
   if (suite === 'sampling' || suite === 'all') {
-    console.log('\nsampling: one step at temperature 1; gpu = top-k 40 and top-p 0.9 by threshold search; cpu = read the logits back and sample them in TypeScript');
+    console.log('\nsampling: one step at temperature 1 with top-k 40 and top-p 0.9; gpu = threshold search, gpu-sort = bitonic sort, cpu = read the logits back and sample them in TypeScript');
     const table = new Table([['vocab', 6], ['variant', 15], ['ms', 9], ['± sd', 9], ['read back', 10], ['timing', 9]]);
     report.sampling = await benchSampling(gpu, {
       vocabs: plan.samplingVocabs,

@@ -1,7 +1,7 @@
-// npm run -s make-model -- --like smollm2-135m|stories15m|qwen2.5-0.5b --out DIR [--seed S]
-//                          [--format hf|gguf|bin] [--dtype f32|f16|bf16] [--layers N]
+// npm run -s make-model -- --like smollm2-135m|stories15m|qwen2.5-0.5b|llama-3.2-1b --out DIR [--seed S]
+//                          [--format hf|gguf|bin] [--dtype f32|f16|bf16] [--layers N] [--shards N]
 // Writes a model with deterministic synthetic weights at a real model's shapes, for benchmarks at
-// real sizes where no trained weights are available. Weights are N(0, 0.02), norm weights 1, so
+// real sizes where no trained weights are available. Weights and biases are N(0, 0.02), norm weights 1, so
 // activations stay finite; the text they generate is noise. Only DIR is written to. Files stream
 // to disk one tensor at a time, so even the 0.5B shapes never sit in memory twice.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -10,16 +10,17 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { elementCount } from '../engine/model/bytes.ts';
-import { parseHfConfig } from '../engine/model/huggingface.ts';
+import { parseHfConfig, shardIndexName } from '../engine/model/huggingface.ts';
 import { expectedShapes, type ModelConfig } from '../engine/model/types.ts';
-import { type FileDtype, type WeightSource, ggufModelChunks, huggingFaceFolder, llama2cChunks, llama2cTokenizer } from '../engine/model/writers.ts';
+import { type FileDtype, type WeightSource, ggufModelChunks, huggingFaceFolder, huggingFaceShardedFolder, llama2cChunks, llama2cTokenizer } from '../engine/model/writers.ts';
 import { pcg } from '../engine/reference/rng.ts';
 import { numberOption, parseOptions, UsageError } from './args.ts';
 
-const usage = `usage: npm run -s make-model -- --like smollm2-135m|stories15m|qwen2.5-0.5b --out DIR [--seed S]
-                                 [--format hf|gguf|bin] [--dtype f32|f16|bf16] [--layers N]`;
+const usage = `usage: npm run -s make-model -- --like smollm2-135m|stories15m|qwen2.5-0.5b|llama-3.2-1b --out DIR [--seed S]
+                                 [--format hf|gguf|bin] [--dtype f32|f16|bf16] [--layers N] [--shards N]
+  --shards N  hf only: N safetensors files and model.safetensors.index.json, as large checkpoints come`;
 
-export const likes = ['smollm2-135m', 'stories15m', 'qwen2.5-0.5b'] as const;
+export const likes = ['smollm2-135m', 'stories15m', 'qwen2.5-0.5b', 'llama-3.2-1b'] as const;
 export type Like = (typeof likes)[number];
 export type ModelFileFormat = 'hf' | 'gguf' | 'bin';
 
@@ -34,8 +35,6 @@ interface Preset {
   config(): Promise<ModelConfig>;
   /** The format of the real checkpoints people download. */
   format: ModelFileFormat;
-  /** What differs from the real model, printed with the result. */
-  caveat?: string;
 }
 
 const presets: Record<Like, Preset> = {
@@ -55,13 +54,22 @@ const presets: Record<Like, Preset> = {
       maxSeqLen: 256, ropeTheta: 10000, rmsEps: 1e-5, tiedEmbeddings: true, bosTokenId: 1, eosTokenId: 2,
     }),
   },
-  // Qwen/Qwen2.5-0.5B-Instruct's shapes as a Llama model.
+  // Qwen/Qwen2.5-0.5B-Instruct's config.json: a Qwen2ForCausalLM, q/k/v biases included (only as
+  // a Hugging Face folder: the llama2.c and GGUF writers have no place for them).
   'qwen2.5-0.5b': {
     format: 'hf',
-    caveat: 'written as a Llama-architecture model of Qwen2.5-0.5B shapes: the engine does not support Qwen2 q/k/v biases yet, so the file has none',
     config: async () => ({
       architecture: 'llama', dim: 896, hiddenDim: 4864, nLayers: 24, nHeads: 14, nKvHeads: 2, headDim: 64, vocabSize: 151936,
-      maxSeqLen: 32768, ropeTheta: 1000000, rmsEps: 1e-6, tiedEmbeddings: true, bosTokenId: 151643, eosTokenId: 151645,
+      maxSeqLen: 32768, ropeTheta: 1000000, rmsEps: 1e-6, tiedEmbeddings: true, bosTokenId: 151643, eosTokenId: 151645, attentionBias: true,
+    }),
+  },
+  // meta-llama/Llama-3.2-1B-Instruct's config.json (Llama 3 RoPE scaling; its classifier is tied).
+  'llama-3.2-1b': {
+    format: 'hf',
+    config: async () => ({
+      architecture: 'llama', dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, headDim: 64, vocabSize: 128256,
+      maxSeqLen: 131072, ropeTheta: 500000, rmsEps: 1e-5, tiedEmbeddings: true, bosTokenId: 128000, eosTokenId: 128001,
+      ropeScaling: { kind: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
     }),
   },
 };
@@ -90,7 +98,8 @@ export function syntheticWeights(config: ModelConfig, seed: number, std = 0.02):
       const shape = shapes.get(canonical);
       if (!shape) throw new Error(`a ${config.nLayers}-layer model has no tensor ${name}`);
       const data = new Float32Array(elementCount(shape));
-      if (shape.length === 1) return data.fill(1);
+      // Norm weights are 1; Qwen2's q/k/v biases are random like the matrices.
+      if (shape.length === 1 && !/\.b[qkv]$/.test(canonical)) return data.fill(1);
       const key = pcg((seed ^ nameHash(canonical)) >>> 0);
       // Box-Muller: two uniforms (24 bits each, u1 in (0, 1]) give two normals.
       for (let i = 0; i < data.length; i += 2) {
@@ -138,6 +147,8 @@ export interface MakeModelOptions {
   dtype?: FileDtype;
   /** Keep only the first N layers (smaller models of the same widths, for quick runs). */
   layers?: number;
+  /** hf only: write the weights as this many shards plus model.safetensors.index.json. */
+  shards?: number;
 }
 
 export interface MadeModel {
@@ -171,6 +182,7 @@ export async function makeModel(options: MakeModelOptions): Promise<MadeModel> {
   const format = options.format ?? preset.format;
   const dtype = format === 'bin' ? 'f32' : (options.dtype ?? 'bf16');
   if (format === 'bin' && options.dtype && options.dtype !== 'f32') throw new UsageError('--format bin (llama2.c) stores f32 only');
+  if (options.shards !== undefined && format !== 'hf') throw new UsageError('--shards needs --format hf');
   const full = await preset.config();
   if (options.layers !== undefined && (options.layers < 1 || options.layers > full.nLayers)) {
     throw new UsageError(`--layers must be between 1 and ${full.nLayers} for ${options.like}, got ${options.layers}`);
@@ -182,7 +194,6 @@ export async function makeModel(options: MakeModelOptions): Promise<MadeModel> {
 
   const notes = [`synthetic weights (N(0, 0.02), seed ${options.seed ?? 0}), ${options.like} shapes`];
   if (config.nLayers !== full.nLayers) notes.push(`${config.nLayers} of ${full.nLayers} layers`);
-  if (preset.caveat) notes.push(preset.caveat);
 
   let bytes: number;
   let model: string;
@@ -193,6 +204,13 @@ export async function makeModel(options: MakeModelOptions): Promise<MadeModel> {
     model = join(out, 'model.gguf');
     bytes = await writeChunks(model, ggufModelChunks(weights, dtype));
     notes.push('the GGUF embeds a toy vocabulary ("t3", "t4", ...): pass --tokenizer for real text');
+  } else if (options.shards !== undefined) {
+    model = out;
+    const folder = huggingFaceShardedFolder(weights, dtype, options.shards);
+    await writeFile(join(out, 'config.json'), folder['config.json']);
+    await writeFile(join(out, shardIndexName), folder[shardIndexName]);
+    bytes = 0;
+    for (const [name, chunks] of folder.shards) bytes += await writeChunks(join(out, name), chunks);
   } else {
     model = out;
     const folder = huggingFaceFolder(weights, dtype);
@@ -226,6 +244,7 @@ export async function main(args: string[]): Promise<number> {
       format: { type: 'string' },
       dtype: { type: 'string' },
       layers: { type: 'string' },
+      shards: { type: 'string' },
       help: { type: 'boolean', default: false },
     });
     if (values.help) {
@@ -241,7 +260,8 @@ export async function main(args: string[]): Promise<number> {
     if (dtype !== undefined && !['f32', 'f16', 'bf16'].includes(dtype)) throw new UsageError(`--dtype must be f32, f16 or bf16, got "${dtype}"`);
     const seed = numberOption(values.seed, 'seed', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff, 'an integer in [0, 2^32)');
     const layers = values.layers === undefined ? undefined : numberOption(values.layers, 'layers', 1, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1');
-    options = { like, out: values.out, seed, format, dtype, layers };
+    const shards = values.shards === undefined ? undefined : numberOption(values.shards, 'shards', 1, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1');
+    options = { like, out: values.out, seed, format, dtype, layers, shards };
   } catch (error) {
     console.error(`error: ${(error as Error).message}\n${usage}`);
     return 2;
@@ -253,7 +273,7 @@ export async function main(args: string[]): Promise<number> {
     const c = made.config;
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(`wrote ${(made.bytes / 1e6).toFixed(1)} MB in ${seconds} s: ${made.model}`);
-    console.log(`  dim ${c.dim}, FFN ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} KV), vocab ${c.vocabSize}, rope theta ${c.ropeTheta}${c.tiedEmbeddings ? ', tied classifier' : ''}`);
+    console.log(`  dim ${c.dim}, FFN ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} KV), vocab ${c.vocabSize}, rope theta ${c.ropeTheta}${c.tiedEmbeddings ? ', tied classifier' : ''}${c.attentionBias ? ', q/k/v biases' : ''}${c.ropeScaling ? `, ${c.ropeScaling.kind} RoPE scaling` : ''}`);
     for (const note of made.notes) console.log(`  note: ${note}`);
     console.log(`  run: npm run -s generate -- --model ${made.model}${made.tokenizer ? ` --tokenizer ${made.tokenizer}` : ''}`);
     return 0;

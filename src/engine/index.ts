@@ -102,8 +102,8 @@ function checkSettings(adapter: AdapterReport, settings: EngineSettings, hasDraf
   if (settings.speculative !== 'off' && settings.kvCache !== 'paged') {
     throw new RequestError('speculative decoding checks the draft on the batched model, over the paged KV cache: switch the KV cache to paged first');
   }
-  if (settings.kvCache === 'paged' && settings.sampler === 'cpu') {
-    throw new RequestError('the paged KV cache samples on the GPU (one token per sequence per step): switch the sampler to gpu first, or the KV cache back to contiguous');
+  if (settings.kvCache === 'paged' && settings.sampler !== 'gpu') {
+    throw new RequestError(`the paged KV cache samples with the batched model's own GPU sampler (one token per sequence per step), not sampler ${settings.sampler}: switch the sampler to gpu first, or the KV cache back to contiguous`);
   }
 }
 
@@ -290,8 +290,8 @@ class LocalEngine implements Engine {
       // it, and going back to the contiguous cache turns it off.
       if (changes.speculative && changes.speculative !== 'off' && !changes.kvCache) next.kvCache = 'paged';
       if (changes.kvCache === 'contiguous' && !changes.speculative) next.speculative = 'off';
-      // The CPU sampler reads one sequence's logits: going paged takes the GPU sampler with it.
-      if (next.kvCache === 'paged' && this.settings.kvCache !== 'paged' && !changes.sampler && next.sampler === 'cpu') next.sampler = 'gpu';
+      // The CPU and sort samplers run on the single-sequence model: going paged takes the batched GPU sampler with it.
+      if (next.kvCache === 'paged' && this.settings.kvCache !== 'paged' && !changes.sampler && next.sampler !== 'gpu') next.sampler = 'gpu';
       // A variant forced for one format may not exist for the next: fall back to tuning.
       if (changes.weightFormat && !changes.matvecVariant && next.matvecVariant !== 'auto') {
         const variants = supportedVariants(this.adapter, next.weightFormat as WeightFormat).map((v) => v.name as string);

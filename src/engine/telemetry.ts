@@ -160,6 +160,8 @@ export interface StepDistribution {
 
 /** The candidate set that survived the sampler's cuts, as the sampler computed it. */
 export interface KeptCandidates {
+  /** How many tokens the cuts kept (the lists below may stop earlier: at most 200 entries). */
+  count: number;
   /** Kept token ids, most likely first (ties: lower id first). */
   tokens: number[];
   /** Each kept token's probability after renormalizing over the kept set (same order). */

@@ -10,7 +10,7 @@ import type { SchedulerGauges, ServerMetrics } from './metrics.ts';
 import { defaultMaxTokens, type CompletionParams, type PromptInput } from './openai-request.ts';
 import type { ServingModel } from './serving-model.ts';
 import { StopText } from './stop-text.ts';
-import type { TimelineRecorder } from './timeline.ts';
+import type { TimelineRecorder } from '../engine/timeline.ts';
 
 export interface GenerationOptions {
   maxBatch: number;

@@ -14,7 +14,8 @@ import { parseChatRequest, parseCompletionRequest, parseJsonBody, type Endpoint 
 import { completionId, responseBody, roleChunk, textChunk, usage, usageChunk, type ResponseHeader } from './responses.ts';
 import type { ServingModel } from './serving-model.ts';
 import { SseStream } from './sse.ts';
-import { TimelineRecorder, TimelineStore } from './timeline.ts';
+import { TimelineRecorder } from '../engine/timeline.ts';
+import { TimelineStore } from './timeline.ts';
 
 export interface ServerOptions {
   serving: ServingModel;
@@ -61,7 +62,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const params = endpoint === 'completions' ? parseCompletionRequest(body) : parseChatRequest(body);
     if (params.model !== serving.name) throw new ApiError(404, `the model '${params.model}' does not exist: this server runs '${serving.name}'`, 'invalid_request_error', 'model_not_found', 'model');
     const header: ResponseHeader = { id: completionId(endpoint, randomUUID().replaceAll('-', '')), created: Math.floor(Date.now() / 1000), model: serving.name };
-    const recorder = new TimelineRecorder(header.id, endpoint, params.stream, arrived);
+    const recorder = new TimelineRecorder(header.id, 'server', endpoint, params.stream, arrived);
     recorder.enter('tokenize');
     const prompt = generation.encode(params.input);
     const maxTokens = generation.budget(params, prompt.length);

@@ -1,12 +1,14 @@
 // The sampling benchmark: time of one sampling step at LLM vocabulary sizes, for each way of picking
 // the token — the GPU's plain temperature sampler, its filtered sampler with top-k and top-p found
-// by threshold search (no sort), and reading the logits back to sample on the CPU. The GPU
-// variants read back 4 bytes; the CPU one 4 bytes per vocabulary entry, which is the point.
+// by threshold search (no sort), the same cuts read off a bitonic sort of the vocabulary on the GPU,
+// and reading the logits back to sample on the CPU. The GPU variants read back 4 bytes; the CPU one
+// 4 bytes per vocabulary entry, which is the point.
 import type { GpuContext } from '../gpu/device.ts';
 import { createParamsBuffer, stepLayout } from '../gpu/params.ts';
 import { KernelContext } from '../gpu/kernel.ts';
 import { meanSd, timeDispatches, type TimingMethod } from '../gpu/timing.ts';
 import { createFilteredSample, createTemperatureSample, filtersLayout } from '../kernels/sample.ts';
+import { createSortedSample, sortedLength } from '../kernels/sample-sort.ts';
 import { seededValues, uniform } from '../reference/rng.ts';
 import { noPenalties, sampleFiltered, type SamplingFilters } from '../reference/sample.ts';
 
@@ -19,7 +21,7 @@ export interface SamplingBenchOptions {
   onResult?: (result: SamplingResult) => void;
 }
 
-export type SamplingVariant = 'gpu-temperature' | 'gpu' | 'cpu';
+export type SamplingVariant = 'gpu-temperature' | 'gpu' | 'gpu-sort' | 'cpu';
 
 export interface SamplingResult {
   vocab: number;
@@ -51,6 +53,8 @@ export async function benchSampling(gpu: GpuContext, options: SamplingBenchOptio
     const step = createParamsBuffer(device, 'bench.step', stepLayout, { pos: 7, seed: 1, temperature: options.temperature });
     const filters = createParamsBuffer(device, 'bench.filters', filtersLayout, { ...options.filters, ...noPenalties, penalize: 0, masked: 0 });
     const allowed = device.createBuffer({ label: 'bench.allowed', size: 4 * Math.ceil(vocab / 32), usage: storage });
+    const keys = device.createBuffer({ label: 'bench.sortedKeys', size: 4 * sortedLength(vocab), usage: GPUBufferUsage.STORAGE });
+    const ids = device.createBuffer({ label: 'bench.sortedIds', size: 4 * sortedLength(vocab), usage: GPUBufferUsage.STORAGE });
     const staging = device.createBuffer({ label: 'bench.logits.readback', size: 4 * vocab, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     try {
       const buffers = { logits: logitsBuffer, token, step };
@@ -59,6 +63,9 @@ export async function benchSampling(gpu: GpuContext, options: SamplingBenchOptio
       record({ vocab, variant: 'gpu-temperature', ms: plain.meanMs, sdMs: plain.sdMs, method: plain.method, readBackBytes: 4 });
       const filtered = await timeDispatches(gpu, [await createFilteredSample(kc, 'bench.sampleFiltered', { ...buffers, filters, counts, allowed }, vocab)], timingOptions);
       record({ vocab, variant: 'gpu', ms: filtered.meanMs, sdMs: filtered.sdMs, method: filtered.method, readBackBytes: 4 });
+      // Every pass of the sort and the pick, timed together as one sampling step.
+      const sorted = await timeDispatches(gpu, await createSortedSample(kc, 'bench.sampleSorted', { ...buffers, filters, counts, allowed, keys, ids }, vocab), timingOptions);
+      record({ vocab, variant: 'gpu-sort', ms: sorted.meanMs, sdMs: sorted.sdMs, method: sorted.method, readBackBytes: 4 });
 
       // CPU: copy the logits out, map them, sample (wall time of the whole round trip).
       const samples: number[] = [];
@@ -76,7 +83,7 @@ export async function benchSampling(gpu: GpuContext, options: SamplingBenchOptio
       const cpu = meanSd(samples);
       record({ vocab, variant: 'cpu', ms: cpu.mean, sdMs: cpu.sd, method: 'wall', readBackBytes: 4 * vocab });
     } finally {
-      for (const buffer of [logitsBuffer, token, counts, allowed, step, filters, staging]) buffer.destroy();
+      for (const buffer of [logitsBuffer, token, counts, allowed, step, filters, keys, ids, staging]) buffer.destroy();
     }
   }
   return results;

@@ -10,9 +10,10 @@ import pagedAttention from '../../../shaders/paged-attention.wgsl?raw';
 import rmsnorm from '../../../shaders/rmsnorm.wgsl?raw';
 import rope from '../../../shaders/rope.wgsl?raw';
 import sample from '../../../shaders/sample.wgsl?raw';
+import sampleSort from '../../../shaders/sample-sort.wgsl?raw';
 import { ShaderCompileError } from '../errors.ts';
 
-export const shaderSources = { attention, bandwidth, elementwise, embedding, matmul, matvec, 'paged-attention': pagedAttention, rmsnorm, rope, sample } as const;
+export const shaderSources = { attention, bandwidth, elementwise, embedding, matmul, matvec, 'paged-attention': pagedAttention, rmsnorm, rope, sample, 'sample-sort': sampleSort } as const;
 export type ShaderFamily = keyof typeof shaderSources;
 
 /** Compiles WGSL; errors become a ShaderCompileError listing `name.wgsl:line:col: message`. */

@@ -18,6 +18,8 @@ export const matmulParams = [
   ['cols', 'u32'],
   ['units', 'u32'], // units per weight row (f32 or vec4<f32>, u32 of two halves, 32-weight block)
   ['scalesOffset', 'u32'], // q8_0 / q4_0: u32 index of the first block scale
+  ['outStride', 'u32'], // elements per token of out
+  ['outOffset', 'u32'], // where row 0 lands in a token's row of out
 ] as const satisfies ParamLayout;
 
 export type MatmulVariantName = 'naive' | 'tiled';
@@ -88,13 +90,20 @@ export function matmulCost(format: WeightFormat, rows: number, cols: number, m: 
   return { bytesRead: packedByteLength(format, rows, cols) + 4 * m * cols, bytesWritten: 4 * m * rows, flops: 2 * m * rows * cols };
 }
 
-function params(k: MatmulKernel, s: MatvecShape, m: number) {
+/** Where a dispatch writes in out (m, stride): columns offset .. offset + rows of each token's row. */
+export interface MatmulOutSlice {
+  stride: number;
+  offset: number;
+}
+
+function params(k: MatmulKernel, s: MatvecShape, m: number, slice: MatmulOutSlice) {
+  const where = { outStride: slice.stride, outOffset: slice.offset };
   if (isQuantized(k.format)) {
     const layout = quantLayout(k.format, s.rows, s.paddedCols);
-    return { m, rows: s.rows, cols: s.cols, units: layout.blocksPerRow, scalesOffset: layout.scalesOffset };
+    return { m, rows: s.rows, cols: s.cols, units: layout.blocksPerRow, scalesOffset: layout.scalesOffset, ...where };
   }
   const units = k.format === 'f32' ? (k.vec4 ? s.cols / 4 : s.cols) : s.paddedCols / 2;
-  return { m, rows: s.rows, cols: s.cols, units, scalesOffset: 0 };
+  return { m, rows: s.rows, cols: s.cols, units, scalesOffset: 0, ...where };
 }
 
 function workgroups(variant: MatmulVariantName, rows: number, m: number): [number, number, number] {
@@ -103,10 +112,20 @@ function workgroups(variant: MatmulVariantName, rows: number, m: number): [numbe
 
 /**
  * A matmul of `m` tokens (rows of x and out) with the named variant. The pipeline depends on the
- * format only, so one pipeline serves every m; the grid is this m's. Throws a RequestError naming
- * what the adapter lacks for the variant, a RangeError for a shape the kernel cannot take.
+ * format only, so one pipeline serves every m; the grid is this m's. `outSlice` places a part of a
+ * matrix split by rows in the whole product's out (default: out is (m, rows), all of it). Throws a
+ * RequestError naming what the adapter lacks for the variant, a RangeError for a shape the kernel
+ * cannot take.
  */
-export async function createMatmulDispatch(kc: KernelContext, label: string, b: MatvecBuffers, s: MatvecShape, m: number, variant: string): Promise<Dispatch> {
+export async function createMatmulDispatch(
+  kc: KernelContext,
+  label: string,
+  b: MatvecBuffers,
+  s: MatvecShape,
+  m: number,
+  variant: string,
+  outSlice: MatmulOutSlice = { stride: s.rows, offset: 0 },
+): Promise<Dispatch> {
   const v = matmulVariants.find((candidate) => candidate.name === variant);
   if (!v) throw new RequestError(`unknown matmul variant "${variant}" (known: ${matmulVariants.map((c) => c.name).join(', ')})`);
   const missing = missingMatmulRequirements(kc.gpu.adapter, v, s.format);
@@ -116,6 +135,7 @@ export async function createMatmulDispatch(kc: KernelContext, label: string, b: 
   }
   if (s.paddedCols !== paddedColsOf(s.format, s.cols)) throw new RangeError(`${label}: a ${s.format} row of ${s.cols} weights is padded to ${paddedColsOf(s.format, s.cols)}, not ${s.paddedCols}`);
   if (!Number.isInteger(m) || m < 1) throw new RangeError(`${label}: ${m} tokens is not a positive whole number`);
+  if (outSlice.offset + s.rows > outSlice.stride) throw new RangeError(`${label}: rows ${outSlice.offset} .. ${outSlice.offset + s.rows} run past the ${outSlice.stride} columns of out`);
   const groups = workgroups(v.name, s.rows, m);
   if (Math.max(...groups) > kc.maxWorkgroupsPerDimension) throw new RangeError(`${label}: a grid of ${groups.join(' x ')} workgroups exceeds ${kc.maxWorkgroupsPerDimension} per dimension`);
 
@@ -127,7 +147,7 @@ export async function createMatmulDispatch(kc: KernelContext, label: string, b: 
     entryPoint: v.name,
     constants,
     defines: matmulDefines(k),
-    params: { layout: matmulParams, values: params(k, s, m) },
+    params: { layout: matmulParams, values: params(k, s, m, outSlice) },
     buffers: [b.weight, b.x, b.out],
     workgroups: groups,
     cost: matmulCost(s.format, s.rows, s.cols, m),

@@ -114,8 +114,11 @@ export function uploadMatrix(device: GPUDevice, m: PackedMatrix, label: string):
   return buffer;
 }
 
-/** A matvec dispatch with the named variant; throws a RequestError naming what the adapter lacks. */
-export async function createFormatMatvec(kc: KernelContext, label: string, b: MatvecBuffers, m: MatvecShape, variant: string): Promise<Dispatch> {
+/**
+ * A matvec dispatch with the named variant, writing out[outOffset ..] (see createMatvecDispatch);
+ * throws a RequestError naming what the adapter lacks.
+ */
+export async function createFormatMatvec(kc: KernelContext, label: string, b: MatvecBuffers, m: MatvecShape, variant: string, outOffset = 0): Promise<Dispatch> {
   const v = matvecVariants.find((candidate) => candidate.name === variant);
   if (!v) throw new RequestError(`unknown matvec variant "${variant}" (known: ${matvecVariants.map((c) => c.name).join(', ')})`);
   const missing = missingRequirements(kc.gpu.adapter, v, m.format);
@@ -123,7 +126,7 @@ export async function createFormatMatvec(kc: KernelContext, label: string, b: Ma
     const adapter = kc.gpu.adapter.description || kc.gpu.adapter.vendor || 'this adapter';
     throw new RequestError(`matvec variant "${v.name}" on ${m.format} weights needs ${missing.join(' and ')}, which ${adapter} lacks`);
   }
-  return createMatvecDispatch(kc, label, b, m, v.name);
+  return createMatvecDispatch(kc, label, b, m, v.name, outOffset);
 }
 
 /** Where tuning results persist between sessions (e.g. localStorage's getItem / setItem). */

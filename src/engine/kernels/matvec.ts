@@ -11,6 +11,7 @@ export const matvecParams = [
   ['cols', 'u32'],
   ['units', 'u32'], // units per row (f32 or vec4<f32>, u32 of two halves, 32-weight block)
   ['scalesOffset', 'u32'], // q8_0 / q4_0: u32 index of the first block scale
+  ['outOffset', 'u32'], // a part of a row-split matrix: where its row 0 lands in out
 ] as const satisfies ParamLayout;
 
 export type MatvecVariantName = 'naive' | 'splitK' | 'subgroup' | 'multiRow';
@@ -67,13 +68,13 @@ export function formatMatvecCost(format: WeightFormat, rows: number, cols: numbe
   return { bytesRead: packedByteLength(format, rows, cols) + 4 * cols, bytesWritten: 4 * rows, flops: 2 * rows * cols };
 }
 
-function params(k: MatvecKernel, m: MatvecShape) {
+function params(k: MatvecKernel, m: MatvecShape, outOffset: number) {
   if (isQuantized(k.format)) {
     const layout = quantLayout(k.format, m.rows, m.paddedCols);
-    return { rows: m.rows, cols: m.cols, units: layout.blocksPerRow, scalesOffset: layout.scalesOffset };
+    return { rows: m.rows, cols: m.cols, units: layout.blocksPerRow, scalesOffset: layout.scalesOffset, outOffset };
   }
   const units = k.format === 'f32' ? (k.vec4 ? m.cols / 4 : m.cols) : m.paddedCols / 2;
-  return { rows: m.rows, cols: m.cols, units, scalesOffset: 0 };
+  return { rows: m.rows, cols: m.cols, units, scalesOffset: 0, outOffset };
 }
 
 function workgroups(variant: MatvecVariantName, rows: number): number {
@@ -89,10 +90,11 @@ function workgroups(variant: MatvecVariantName, rows: number): number {
 }
 
 /**
- * A dispatch of one strategy on a packed matrix. It does not check that the adapter supports the
+ * A dispatch of one strategy on a packed matrix, writing out[outOffset .. outOffset + rows] (a part
+ * of a matrix split by rows writes its own slice). It does not check that the adapter supports the
  * strategy (createFormatMatvec in matvec-variants.ts does); an unsupported one fails to compile.
  */
-export function createMatvecDispatch(kc: KernelContext, label: string, b: MatvecBuffers, m: MatvecShape, variant: MatvecVariantName): Promise<Dispatch> {
+export function createMatvecDispatch(kc: KernelContext, label: string, b: MatvecBuffers, m: MatvecShape, variant: MatvecVariantName, outOffset = 0): Promise<Dispatch> {
   if (m.paddedCols !== paddedColsOf(m.format, m.cols)) throw new RangeError(`${label}: a ${m.format} row of ${m.cols} weights is padded to ${paddedColsOf(m.format, m.cols)}, not ${m.paddedCols}`);
   const k = matvecKernel(m.format, variant, m.cols);
   const constants: Record<string, number> = { WORKGROUP_SIZE: matvecWorkgroupSize };
@@ -103,7 +105,7 @@ export function createMatvecDispatch(kc: KernelContext, label: string, b: Matvec
     entryPoint: variant,
     constants,
     defines: matvecDefines(k),
-    params: { layout: matvecParams, values: params(k, m) },
+    params: { layout: matvecParams, values: params(k, m, outOffset) },
     buffers: [b.weight, b.x, b.out],
     workgroups: grid(workgroups(variant, m.rows), kc.maxWorkgroupsPerDimension),
     cost: formatMatvecCost(m.format, m.rows, m.cols),

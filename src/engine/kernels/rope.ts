@@ -2,6 +2,8 @@
 // position. See shaders/rope.wgsl.
 import type { Cost, Dispatch, KernelContext } from '../gpu/kernel.ts';
 import type { ParamLayout } from '../gpu/params.ts';
+import { ropeInverseFrequencies } from '../model/rope-scaling.ts';
+import type { RopeScaling } from '../model/types.ts';
 
 export const ropeParams = [
   ['qPairs', 'u32'],
@@ -49,13 +51,17 @@ export function createRope(kc: KernelContext, label: string, b: RopeBuffers, sha
   });
 }
 
-/** (maxSeq, headDim/2) pairs of (cos, sin) of pos · theta^(-2i/headDim), as f32. */
-export function ropeTable(maxSeq: number, headDim: number, theta: number): Float32Array {
+/**
+ * (maxSeq, headDim/2) pairs of (cos, sin) of pos · theta^(-2i/headDim), as f32, with the
+ * frequencies rescaled by Llama 3's rule when `scaling` is given (model/rope-scaling.ts).
+ */
+export function ropeTable(maxSeq: number, headDim: number, theta: number, scaling?: RopeScaling): Float32Array {
   const half = headDim / 2;
+  const frequencies = ropeInverseFrequencies(headDim, theta, scaling); // (headDim / 2)
   const table = new Float32Array(maxSeq * half * 2);
   for (let pos = 0; pos < maxSeq; pos++) {
     for (let i = 0; i < half; i++) {
-      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
+      const angle = pos * frequencies[i];
       table[(pos * half + i) * 2] = Math.cos(angle);
       table[(pos * half + i) * 2 + 1] = Math.sin(angle);
     }

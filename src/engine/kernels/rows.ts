@@ -7,7 +7,7 @@
 import { grid, type Cost, type Dispatch, type KernelContext } from '../gpu/kernel.ts';
 import type { ParamLayout } from '../gpu/params.ts';
 import type { WgslDefines } from '../gpu/wgsl.ts';
-import { embeddingCost } from './embedding.ts';
+import { embeddingCost, type TablePart } from './embedding.ts';
 import { rmsnormCost } from './rmsnorm.ts';
 import { sampleCost } from './sample.ts';
 import { noFilters, type SamplingFilters } from '../reference/sample.ts';
@@ -96,19 +96,26 @@ function tiledRowGrid(kc: KernelContext, tiles: number, rows: number): readonly 
 export const rowsEmbeddingParams = [
   ['dim', 'u32'],
   ['vocab', 'u32'],
+  ['firstRow', 'u32'],
+  ['partRows', 'u32'],
   ['rows', 'u32'],
 ] as const satisfies ParamLayout;
 
-/** Each row gathers one table row; its token id is the one rowInfo word it reads (embeddingCost counts it). */
-export function rowsEmbeddingCost(dim: number, rows: number): Cost {
-  return perRow(embeddingCost(dim), rows, 0);
+/**
+ * Each row gathers one table row; its token id is the one rowInfo word it reads (embeddingCost
+ * counts it). A dispatch over `share` of a split table is charged that share of the rows it copies.
+ */
+export function rowsEmbeddingCost(dim: number, rows: number, share = 1): Cost {
+  return perRow(embeddingCost(dim, share), rows, 0);
 }
 
+/** The gather of every row from `b.table`, which holds `part` of the (vocab, dim) table (default: all of it). */
 export function createRowsEmbedding(
   kc: KernelContext,
   label: string,
   b: { rowInfo: GPUBuffer; table: GPUBuffer; out: GPUBuffer },
   s: { dim: number; vocab: number; rows: number },
+  part: TablePart = { firstRow: 0, rows: s.vocab },
 ): Promise<Dispatch> {
   checkRows(s.rows);
   return kc.dispatch({
@@ -116,10 +123,10 @@ export function createRowsEmbedding(
     family: 'embedding',
     defines: rowsDefines,
     constants: rowInfoConstants,
-    params: { layout: rowsEmbeddingParams, values: { dim: s.dim, vocab: s.vocab, rows: s.rows } },
+    params: { layout: rowsEmbeddingParams, values: { dim: s.dim, vocab: s.vocab, firstRow: part.firstRow, partRows: part.rows, rows: s.rows } },
     buffers: [b.rowInfo, b.table, b.out],
     workgroups: tiledRowGrid(kc, Math.ceil(s.dim / 64), s.rows),
-    cost: rowsEmbeddingCost(s.dim, s.rows),
+    cost: rowsEmbeddingCost(s.dim, s.rows, part.rows / s.vocab),
   });
 }
 

@@ -8,7 +8,7 @@
 // ne = [cols, rows]. llama.cpp's Llama tensors keep Q/K rows in the adjacent-pair RoPE order.
 
 import { quantBlock, unpackMatrix, type QuantFormat } from '../quant/formats.ts';
-import { packedFromGguf } from '../quant/gguf-quant.ts';
+import { dequantizeKQuant, kQuantBlock, kQuantTypes, packedFromGguf } from '../quant/gguf-quant.ts';
 import { ModelFormatError } from '../errors.ts';
 import { ByteReader, decodeTensorData, dtypeBytes, elementCount } from './bytes.ts';
 import {
@@ -210,19 +210,27 @@ const quantizedTypes = new Map<number, { dtype: QuantFormat; blockBytes: number 
   [2, { dtype: 'q4_0', blockBytes: 18 }],
 ]);
 
-/** Decodes one tensor to f32 (quantized ones also keep their blocks); the shape is row-major (ne reversed). */
+/**
+ * Decodes one tensor to f32 (Q8_0 / Q4_0 ones also keep their blocks; K-quants are dequantized,
+ * see gguf-quant.ts); the shape is row-major (ne reversed).
+ */
 export function ggufTensor(gguf: GgufFile, info: GgufTensorInfo): Tensor {
   const typeName = ggmlTypeNames[info.type] ?? 'unknown';
   const dtype = decodableTypes.get(info.type);
   const quantized = quantizedTypes.get(info.type);
-  if (!dtype && !quantized) {
-    throw new ModelFormatError(gguf.file, `tensor ${info.name} has type ${info.type} (${typeName}); only F32, F16, BF16, Q8_0 and Q4_0 are supported`);
+  const kQuant = kQuantTypes.get(info.type);
+  if (!dtype && !quantized && !kQuant) {
+    throw new ModelFormatError(gguf.file, `tensor ${info.name} has type ${info.type} (${typeName}); only F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K are supported`);
   }
   const shape = [...info.dims].reverse();
   if (quantized && (shape.length !== 2 || shape[1] % quantBlock !== 0)) {
     throw new ModelFormatError(gguf.file, `tensor ${info.name} is ${typeName} with shape [${shape.join(', ')}]; its rows must be a multiple of ${quantBlock} weights`);
   }
-  const size = quantized ? (elementCount(info.dims) / quantBlock) * quantized.blockBytes : elementCount(info.dims) * dtypeBytes[dtype!];
+  if (kQuant && (info.dims[0] ?? 0) % kQuantBlock !== 0) {
+    throw new ModelFormatError(gguf.file, `tensor ${info.name} has type ${info.type} (${typeName}) with rows of ${info.dims[0]} weights; ${typeName} needs a multiple of ${kQuantBlock}`);
+  }
+  const elements = elementCount(info.dims);
+  const size = quantized ? (elements / quantBlock) * quantized.blockBytes : kQuant ? (elements / kQuantBlock) * kQuant.blockBytes : elements * dtypeBytes[dtype!];
   if (info.offset + size > gguf.data.length) {
     throw new ModelFormatError(
       gguf.file,
@@ -235,6 +243,7 @@ export function ggufTensor(gguf: GgufFile, info: GgufTensorInfo): Tensor {
     const packed = packedFromGguf(bytes, info.type, shape[0], shape[1]);
     return { shape, sourceDtype: quantized.dtype, data: unpackMatrix(packed), packed };
   }
+  if (kQuant) return { shape, sourceDtype: kQuant.name, data: dequantizeKQuant(bytes, info.type, elements) };
   return { shape, sourceDtype: dtype!, data: decodeTensorData(bytes, dtype!) };
 }
 
@@ -328,17 +337,20 @@ function numericArray(gguf: GgufFile, key: string, length: number): ArrayLike<nu
 // ---------------------------------------------------------------------------------------------
 // Llama model
 
-/** GGUF's name of each per-layer tensor (blk.N.<name>.weight); the writers use it too. */
+/** GGUF's name of each per-layer tensor (blk.N.<name>); the writers use it too. */
 export const ggufLayerNames: Record<LayerTensorName, string> = {
-  attnNorm: 'attn_norm',
-  wq: 'attn_q',
-  wk: 'attn_k',
-  wv: 'attn_v',
-  wo: 'attn_output',
-  ffnNorm: 'ffn_norm',
-  w1: 'ffn_gate',
-  w2: 'ffn_down',
-  w3: 'ffn_up',
+  attnNorm: 'attn_norm.weight',
+  wq: 'attn_q.weight',
+  wk: 'attn_k.weight',
+  wv: 'attn_v.weight',
+  wo: 'attn_output.weight',
+  ffnNorm: 'ffn_norm.weight',
+  w1: 'ffn_gate.weight',
+  w2: 'ffn_down.weight',
+  w3: 'ffn_up.weight',
+  bq: 'attn_q.bias',
+  bk: 'attn_k.bias',
+  bv: 'attn_v.bias',
 };
 
 /** Normalizes a parsed Llama GGUF into the engine's ModelDescription. */
@@ -346,6 +358,10 @@ export function ggufModel(gguf: GgufFile): ModelDescription {
   const architecture = metaString(gguf, 'general.architecture') ?? missing(gguf, 'general.architecture');
   if (architecture !== 'llama') {
     throw new ModelFormatError(gguf.file, `architecture "${architecture}" is not supported (only llama)`);
+  }
+  if (gguf.tensors.has('rope_freqs.weight')) {
+    // llama.cpp stores Llama 3's RoPE scaling as per-frequency divisors, not as config values.
+    throw new ModelFormatError(gguf.file, 'tensor rope_freqs.weight (Llama 3 RoPE scaling) is not supported in GGUF files; load the Hugging Face safetensors instead');
   }
   const names = canonicalNames(gguf);
   const unexpected = [...gguf.tensors.keys()].filter((name) => !names.has(name));
@@ -375,7 +391,7 @@ function canonicalNames(gguf: GgufFile): Map<string, string> {
   ]);
   const nLayers = requireNumber(gguf, 'llama.block_count');
   for (let l = 0; l < nLayers; l++) {
-    for (const name of layerTensorNames) names.set(`blk.${l}.${ggufLayerNames[name]}.weight`, layerTensor(l, name));
+    for (const name of layerTensorNames) names.set(`blk.${l}.${ggufLayerNames[name]}`, layerTensor(l, name));
   }
   return names;
 }

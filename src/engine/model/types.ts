@@ -5,11 +5,12 @@
 // - RoPE rotates ADJACENT pairs (x[2i], x[2i+1]) like llama2.c and GGUF. Loaders of Hugging Face
 //   checkpoints (which rotate halves and permute q/k rows to match) un-permute wq/wk rows on load.
 // - Every tensor's `data` is f32; `sourceDtype` records what the file stored (f32, f16, bf16, q8_0,
-//   q4_0). Quantized sources also keep their blocks in `packed`, so the GPU can use them as they
-//   are, without re-quantizing (`data` then holds the dequantized values, for the CPU reference).
+//   q4_0, q4_K, q6_K). Q8_0 / Q4_0 sources also keep their blocks in `packed`, so the GPU can use
+//   them as they are, without re-quantizing (`data` then holds the dequantized values, for the CPU
+//   reference); K-quants are only dequantized.
 
 export interface ModelConfig {
-  /** Only the Llama family for now. */
+  /** The Llama family; Qwen2 is a Llama with q/k/v biases (attentionBias). */
   architecture: 'llama';
   dim: number;
   hiddenDim: number;
@@ -26,13 +27,35 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   bosTokenId: number;
   eosTokenId: number;
+  /**
+   * Qwen2: the q, k and v projections add a bias (layer tensors bq, bk, bv). Absent means none, so
+   * the configs of plain Llama models (and the records of them) stay as they were.
+   */
+  attentionBias?: boolean;
+  /** Llama 3's rescaled RoPE frequencies (see model/rope-scaling.ts); absent: plain RoPE at ropeTheta. */
+  ropeScaling?: RopeScaling;
+}
+
+/**
+ * Llama 3.1+'s rope_scaling (rope_type "llama3"): wavelengths longer than
+ * originalMaxPositionEmbeddings / lowFreqFactor are stretched by `factor`, those shorter than
+ * originalMaxPositionEmbeddings / highFreqFactor are kept, and the band between is interpolated.
+ */
+export interface RopeScaling {
+  kind: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
 }
 
 import type { PackedMatrix, QuantFormat } from '../quant/formats.ts';
 
 /** Float encodings a file may store, decoded to f32 on load. */
 export type FloatDtype = 'f32' | 'f16' | 'bf16';
-export type SourceDtype = FloatDtype | QuantFormat;
+/** GGUF K-quants, dequantized to f32 on load (quant/gguf-quant.ts). */
+export type KQuantDtype = 'q4_K' | 'q6_K';
+export type SourceDtype = FloatDtype | QuantFormat | KQuantDtype;
 
 export interface Tensor {
   /** Row-major shape; matrices are (rows = out_features, cols = in_features). */
@@ -46,7 +69,14 @@ export interface Tensor {
 /** Canonical tensor names (llama2.c-like). Layer tensors are `layers.{i}.{name}`. */
 export const globalTensorNames = ['tokenEmbedding', 'finalNorm', 'classifier'] as const;
 export const layerTensorNames = ['attnNorm', 'wq', 'wk', 'wv', 'wo', 'ffnNorm', 'w1', 'w2', 'w3'] as const;
-export type LayerTensorName = (typeof layerTensorNames)[number];
+/** The q, k and v biases of a model with attentionBias (Qwen2), (nHeads * headDim) and (kvDim) each. */
+export const attentionBiasNames = ['bq', 'bk', 'bv'] as const;
+export type LayerTensorName = (typeof layerTensorNames)[number] | (typeof attentionBiasNames)[number];
+
+/** The tensors every layer of a model with config `c` has, in file order. */
+export function layerTensorNamesOf(c: ModelConfig): readonly LayerTensorName[] {
+  return c.attentionBias ? [...layerTensorNames, ...attentionBiasNames] : layerTensorNames;
+}
 
 export function layerTensor(layer: number, name: LayerTensorName): string {
   return `layers.${layer}.${name}`;
@@ -71,6 +101,11 @@ export function expectedShapes(c: ModelConfig): Map<string, number[]> {
     shapes.set(layerTensor(l, 'w1'), [c.hiddenDim, c.dim]); // gate
     shapes.set(layerTensor(l, 'w2'), [c.dim, c.hiddenDim]); // down
     shapes.set(layerTensor(l, 'w3'), [c.hiddenDim, c.dim]); // up
+    if (c.attentionBias) {
+      shapes.set(layerTensor(l, 'bq'), [qDim]);
+      shapes.set(layerTensor(l, 'bk'), [kvDim]);
+      shapes.set(layerTensor(l, 'bv'), [kvDim]);
+    }
   }
   return shapes;
 }

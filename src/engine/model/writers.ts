@@ -10,7 +10,7 @@ import { ggufLayerNames } from './gguf.ts';
 import { hfLayerNames } from './huggingface.ts';
 import { f32ToF16Bits } from '../quant/f16.ts';
 import { dtypeBytes, elementCount } from './bytes.ts';
-import { type FloatDtype, type ModelConfig, type ModelDescription, expectedShapes, layerTensor, layerTensorNames } from './types.ts';
+import { type FloatDtype, type ModelConfig, type ModelDescription, expectedShapes, layerTensor, layerTensorNames, layerTensorNamesOf } from './types.ts';
 
 /** The float types a file can store (the ones the loaders read). */
 export type FileDtype = FloatDtype;
@@ -235,6 +235,7 @@ export function* safetensorsChunks(tensors: SafetensorsSpec[], metadata?: Record
 /** llama2.c legacy checkpoint (f32 only; head size must be dim / n_heads). */
 export function* llama2cChunks(w: WeightSource): Generator<Uint8Array> {
   const c = w.config;
+  refuseLlamaVariants(c, 'a llama2.c checkpoint');
   const header = new ByteWriter();
   for (const v of [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.tiedEmbeddings ? c.vocabSize : -c.vocabSize, c.maxSeqLen]) header.i32(v);
   yield* header.chunks;
@@ -245,6 +246,12 @@ export function* llama2cChunks(w: WeightSource): Generator<Uint8Array> {
   yield put('finalNorm');
   yield new Uint8Array(4 * c.maxSeqLen * c.headDim); // freq_cis_real and freq_cis_imag (ignored)
   if (!c.tiedEmbeddings) yield put('classifier');
+}
+
+/** Throws unless `c` is a plain Llama: `format` has no place for q/k/v biases or RoPE scaling. */
+function refuseLlamaVariants(c: ModelConfig, format: string): void {
+  if (c.attentionBias) throw new Error(`${format} cannot hold q/k/v biases (Qwen2): write a Hugging Face folder`);
+  if (c.ropeScaling) throw new Error(`${format} cannot hold Llama 3 RoPE scaling: write a Hugging Face folder`);
 }
 
 /** A llama2.c tokenizer file (tokenizer.bin, tok512.bin): max_token_length, then (score, length, bytes) per piece. */
@@ -263,6 +270,7 @@ export function toyVocabulary(size: number): string[] {
 /** Llama GGUF with every tensor stored as `dtype` and a toy embedded vocabulary. */
 export function ggufModelChunks(w: WeightSource, dtype: FileDtype = 'f32', version = 3): Generator<Uint8Array> {
   const c = w.config;
+  refuseLlamaVariants(c, 'this GGUF writer');
   const metadata: GgufKv[] = [
     { key: 'general.architecture', type: 'string', value: 'llama' },
     { key: 'llama.embedding_length', type: 'u32', value: c.dim },
@@ -289,7 +297,7 @@ export function ggufModelChunks(w: WeightSource, dtype: FileDtype = 'f32', versi
   ];
   if (!c.tiedEmbeddings) names.push(['output.weight', 'classifier']);
   for (let l = 0; l < c.nLayers; l++) {
-    for (const name of layerTensorNames) names.push([`blk.${l}.${ggufLayerNames[name]}.weight`, layerTensor(l, name)]);
+    for (const name of layerTensorNames) names.push([`blk.${l}.${ggufLayerNames[name]}`, layerTensor(l, name)]);
   }
   const shapes = expectedShapes(c);
   const tensors = names.map(([name, canonical]) => {
@@ -304,12 +312,62 @@ export interface HuggingFaceFolder {
   'model.safetensors': Generator<Uint8Array>;
 }
 
-/** A Hugging Face folder (config.json + model.safetensors) with q/k rows permuted for rotate-half RoPE. */
+/**
+ * A Hugging Face folder (config.json + model.safetensors) with q/k rows (and biases) permuted for
+ * rotate-half RoPE: LlamaForCausalLM, or Qwen2ForCausalLM for a config with attentionBias.
+ */
 export function huggingFaceFolder(w: WeightSource, dtype: FileDtype = 'f32'): HuggingFaceFolder {
-  const c = w.config;
+  return { 'config.json': hfConfigJson(w.config, dtype), 'model.safetensors': safetensorsChunks(hfTensorSpecs(w, dtype), { format: 'pt' }) };
+}
+
+export interface ShardedHuggingFaceFolder {
+  'config.json': string;
+  'model.safetensors.index.json': string;
+  /** model-00001-of-0000N.safetensors ... in order. */
+  shards: Map<string, Generator<Uint8Array>>;
+}
+
+/**
+ * The same folder with the weights in `shardCount` safetensors files of about equal size (whole
+ * tensors, in file order) and the index that maps each tensor to its shard, as transformers'
+ * save_pretrained writes a checkpoint larger than its max_shard_size.
+ */
+export function huggingFaceShardedFolder(w: WeightSource, dtype: FileDtype, shardCount: number): ShardedHuggingFaceFolder {
+  const specs = hfTensorSpecs(w, dtype);
+  if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > specs.length) {
+    throw new RangeError(`a model of ${specs.length} tensors splits into 1 to ${specs.length} shards, not ${shardCount}`);
+  }
+  const totalBytes = specs.reduce((sum, t) => sum + t.data.byteLength, 0);
+  const groups: SafetensorsSpec[][] = Array.from({ length: shardCount }, () => []);
+  let written = 0;
+  let shard = 0;
+  specs.forEach((spec, i) => {
+    // Move on (one shard at a time, so none is empty) once this tensor's first byte falls past the
+    // current shard's share, or when only as many tensors are left as shards to fill.
+    const target = Math.max(Math.floor((written * shardCount) / totalBytes), shardCount - (specs.length - i));
+    if (target > shard) shard++;
+    groups[shard].push(spec);
+    written += spec.data.byteLength;
+  });
+  const count = String(shardCount).padStart(5, '0');
+  const shards = new Map<string, Generator<Uint8Array>>();
+  const weightMap: Record<string, string> = {};
+  groups.forEach((group, i) => {
+    const name = `model-${String(i + 1).padStart(5, '0')}-of-${count}.safetensors`;
+    for (const t of group) weightMap[t.name] = name;
+    shards.set(name, safetensorsChunks(group, { format: 'pt' }));
+  });
+  const index = { metadata: { total_size: totalBytes }, weight_map: weightMap };
+  return { 'config.json': hfConfigJson(w.config, dtype), 'model.safetensors.index.json': JSON.stringify(index, null, 2), shards };
+}
+
+function hfConfigJson(c: ModelConfig, dtype: FileDtype): string {
+  const family = c.attentionBias
+    ? { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', use_sliding_window: false }
+    : { architectures: ['LlamaForCausalLM'], model_type: 'llama' };
+  const scaling = c.ropeScaling;
   const config = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    ...family,
     hidden_size: c.dim,
     intermediate_size: c.hiddenDim,
     num_hidden_layers: c.nLayers,
@@ -320,11 +378,26 @@ export function huggingFaceFolder(w: WeightSource, dtype: FileDtype = 'f32'): Hu
     max_position_embeddings: c.maxSeqLen,
     rms_norm_eps: c.rmsEps,
     rope_theta: c.ropeTheta,
+    rope_scaling: scaling
+      ? {
+          rope_type: scaling.kind,
+          factor: scaling.factor,
+          low_freq_factor: scaling.lowFreqFactor,
+          high_freq_factor: scaling.highFreqFactor,
+          original_max_position_embeddings: scaling.originalMaxPositionEmbeddings,
+        }
+      : null,
     tie_word_embeddings: c.tiedEmbeddings,
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenId,
     torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[dtype],
   };
+  return JSON.stringify(config, null, 2);
+}
+
+/** Every tensor of the folder in file order, q/k rows and biases permuted for rotate-half RoPE. */
+function hfTensorSpecs(w: WeightSource, dtype: FileDtype): SafetensorsSpec[] {
+  const c = w.config;
   const hfDtype = { f32: 'F32', f16: 'F16', bf16: 'BF16' }[dtype];
   const shapes = expectedShapes(c);
   const tensor = (name: string, canonical: string, values = () => w.tensor(canonical)): SafetensorsSpec => {
@@ -333,19 +406,20 @@ export function huggingFaceFolder(w: WeightSource, dtype: FileDtype = 'f32'): Hu
   };
   const tensors = [tensor('model.embed_tokens.weight', 'tokenEmbedding')];
   for (let l = 0; l < c.nLayers; l++) {
-    for (const name of layerTensorNames) {
+    for (const name of layerTensorNamesOf(c)) {
       const canonical = layerTensor(l, name);
-      const heads = name === 'wq' ? c.nHeads : name === 'wk' ? c.nKvHeads : 0;
-      const permuted = () => permuteForRotateHalf(w.tensor(canonical), c.dim, heads, c.headDim);
-      tensors.push(tensor(`model.layers.${l}.${hfLayerNames[name]}.weight`, canonical, heads ? permuted : undefined));
+      const heads = name === 'wq' || name === 'bq' ? c.nHeads : name === 'wk' || name === 'bk' ? c.nKvHeads : 0;
+      const cols = name === 'bq' || name === 'bk' ? 1 : c.dim;
+      const permuted = () => permuteForRotateHalf(w.tensor(canonical), cols, heads, c.headDim);
+      tensors.push(tensor(`model.layers.${l}.${hfLayerNames[name]}`, canonical, heads ? permuted : undefined));
     }
   }
   tensors.push(tensor('model.norm.weight', 'finalNorm'));
   if (!c.tiedEmbeddings) tensors.push(tensor('lm_head.weight', 'classifier'));
-  return { 'config.json': JSON.stringify(config, null, 2), 'model.safetensors': safetensorsChunks(tensors, { format: 'pt' }) };
+  return tensors;
 }
 
-/** What Hugging Face's convert scripts do to q/k rows: within each head, row 2i + p moves to p * headDim/2 + i. */
+/** What Hugging Face's convert scripts do to q/k rows (a bias is rows of 1 column): within each head, row 2i + p moves to p * headDim/2 + i. */
 function permuteForRotateHalf(data: Float32Array, cols: number, nHeads: number, headDim: number): Float32Array {
   const out = new Float32Array(data.length);
   for (let h = 0; h < nHeads; h++) {

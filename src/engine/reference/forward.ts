@@ -20,6 +20,8 @@ interface LayerWeights {
   w1: Float32Array; // (hiddenDim, dim) gate
   w2: Float32Array; // (dim, hiddenDim) down
   w3: Float32Array; // (hiddenDim, dim) up
+  /** The q, k, v biases of a model with attentionBias (Qwen2). */
+  bias?: { q: Float32Array; k: Float32Array; v: Float32Array }; // (nHeads * headDim), (kvDim), (kvDim)
 }
 
 interface Weights {
@@ -84,6 +86,7 @@ export class ReferenceModel {
         w1: data(layerTensor(l, 'w1')),
         w2: data(layerTensor(l, 'w2')),
         w3: data(layerTensor(l, 'w3')),
+        bias: model.config.attentionBias ? { q: data(layerTensor(l, 'bq')), k: data(layerTensor(l, 'bk')), v: data(layerTensor(l, 'bv')) } : undefined,
       })),
       finalNorm: data('finalNorm'),
       classifier: data('classifier'),
@@ -121,10 +124,16 @@ export class ReferenceModel {
       matvec(s.q, layer.wq, s.xb, qDim, c.dim);
       matvec(k, layer.wk, s.xb, kvDim, c.dim);
       matvec(v, layer.wv, s.xb, kvDim, c.dim);
+      if (layer.bias) {
+        // Qwen2: the projections' biases
+        addInPlace(s.q, layer.bias.q);
+        addInPlace(k, layer.bias.k);
+        addInPlace(v, layer.bias.v);
+      }
 
       // RoPE: rotate q and k by the position
-      rope(s.q, c.nHeads, c.headDim, pos, c.ropeTheta);
-      rope(k, c.nKvHeads, c.headDim, pos, c.ropeTheta);
+      rope(s.q, c.nHeads, c.headDim, pos, c.ropeTheta, c.ropeScaling);
+      rope(k, c.nKvHeads, c.headDim, pos, c.ropeTheta, c.ropeScaling);
 
       // multi-head attention over positions 0..pos
       attention(s.attnOut, s.scores, s.q, layerKeys, layerValues, pos, c);

@@ -1,6 +1,8 @@
 // The neural-net blocks of the CPU reference, one free function per op, output first (llama2.c style).
 // Sums run in f64 (JS numbers) and results are stored as f32, so the reference is at least as
 // accurate as an f32 GPU kernel; kernels are compared with it by NMSE, not bit for bit.
+import { ropeInverseFrequencies } from '../model/rope-scaling.ts';
+import type { RopeScaling } from '../model/types.ts';
 
 /** The head layout attention needs. */
 export interface AttentionShape {
@@ -29,11 +31,13 @@ export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array
 
 /**
  * Rotary position embedding, in place, on vec (nHeadsInVec, headDim): each ADJACENT pair
- * (x[2i], x[2i+1]) of a head turns by the angle pos * theta^(-2i / headDim) (llama2.c/GGUF layout).
+ * (x[2i], x[2i+1]) of a head turns by the angle pos * theta^(-2i / headDim) (llama2.c/GGUF layout),
+ * the frequencies rescaled first when the model has Llama 3's `scaling`.
  */
-export function rope(vec: Float32Array, nHeadsInVec: number, headDim: number, pos: number, theta: number): void {
+export function rope(vec: Float32Array, nHeadsInVec: number, headDim: number, pos: number, theta: number, scaling?: RopeScaling): void {
+  const frequencies = ropeInverseFrequencies(headDim, theta, scaling); // (headDim / 2)
   for (let i = 0; i < headDim; i += 2) {
-    const angle = pos * theta ** (-i / headDim);
+    const angle = pos * frequencies[i / 2];
     const cos = Math.cos(angle);
     const sin = Math.sin(angle);
     for (let h = 0; h < nHeadsInVec; h++) {
@@ -102,7 +106,7 @@ export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array):
   }
 }
 
-/** out (n) += x (n) */
+/** out (n) += x (n); also adds a bias vector to a projection's output. */
 export function addInPlace(out: Float32Array, x: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] += x[i];
 }

@@ -94,19 +94,21 @@ export function penalize(logits: Float32Array, counts: Uint32Array, p: SamplingP
   return out;
 }
 
-const keyView = new DataView(new ArrayBuffer(4));
+// One 4-byte word seen as an f32 and as a u32, to read a float's bits.
+const keyFloat = new Float32Array(1);
+const keyBits = new Uint32Array(keyFloat.buffer);
 
 /** The GPU's order key of a logit: larger logit, larger key; NaN 0. */
 function orderKey(v: number): number {
   if (Number.isNaN(v)) return 0;
-  keyView.setFloat32(0, v);
-  const b = keyView.getUint32(0);
+  keyFloat[0] = v;
+  const b = keyBits[0];
   return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
 }
 
 function f32FromBits(bits: number): number {
-  keyView.setUint32(0, bits);
-  return keyView.getFloat32(0);
+  keyBits[0] = bits;
+  return keyFloat[0];
 }
 
 /** What survives the cuts: token ids in increasing order with their unnormalized weights, and the cutoffs. */
@@ -145,7 +147,7 @@ function filteredWeights(logits: Float32Array, temperature: number, filters: Sam
   const chunk = Math.ceil(vocab / samplerLanes);
   const max = logits[argmax(logits)];
   const invT = f32(1 / f32(temperature));
-  const keys = Array.from(logits, orderKey);
+  const keys = Uint32Array.from(logits, orderKey);
 
   // top-k: threshold key and how many of the tokens equal to it (lowest ids first) stay.
   const valid = keys.filter((k) => k >= 1).length;
@@ -158,20 +160,21 @@ function filteredWeights(logits: Float32Array, temperature: number, filters: Sam
     needEqual = filters.topK - sorted.filter((k) => k > threshold).length;
     topKLogit = logits[keys.indexOf(threshold)];
   }
-  const weightOf = (minWeight: number): number[] => {
-    let equalSeen = 0;
-    return Array.from(logits, (v, i) => {
-      const key = keys[i];
-      if (key < threshold) return 0;
-      if (key === threshold && equalSeen++ >= needEqual) return 0;
-      const w = f32(Math.exp(f32(f32(v - max) * invT)));
-      return w >= minWeight ? w : 0;
-    });
-  };
-  const chunkSums = (weights: number[]): number[] =>
+  // Each token's weight under the top-k cut (0 when cut); the passes below only hold it against a floor.
+  let equalSeen = 0;
+  const topKWeights = Float32Array.from(logits, (v, i) => {
+    const key = keys[i];
+    if (key < threshold) return 0;
+    if (key === threshold && equalSeen++ >= needEqual) return 0;
+    return f32(Math.exp(f32(f32(v - max) * invT)));
+  });
+  const chunkSums = (minWeight: number): number[] =>
     Array.from({ length: samplerLanes }, (_, lane) => {
       let sum = 0;
-      for (let i = lane * chunk; i < Math.min((lane + 1) * chunk, vocab); i++) sum = f32(sum + weights[i]);
+      for (let i = lane * chunk; i < Math.min((lane + 1) * chunk, vocab); i++) {
+        const w = topKWeights[i];
+        if (w >= minWeight) sum = f32(sum + w);
+      }
       return sum;
     });
   const sumOf = (sums: number[]) => sums.reduce((total, s) => f32(total + s), 0);
@@ -179,19 +182,19 @@ function filteredWeights(logits: Float32Array, temperature: number, filters: Sam
   let minWeight = Math.max(f32(filters.minP), 0);
   let topPWeight: number | null = null;
   if (filters.topP < 1) {
-    const goal = f32(f32(filters.topP) * sumOf(chunkSums(weightOf(0))));
+    const goal = f32(f32(filters.topP) * sumOf(chunkSums(0)));
     let lo = 0;
     let hi = 0x3f800000;
     while (lo < hi) {
       const mid = lo + Math.floor((hi - lo) / 2) + ((hi - lo) & 1);
-      if (sumOf(chunkSums(weightOf(f32FromBits(mid)))) >= goal) lo = mid;
+      if (sumOf(chunkSums(f32FromBits(mid))) >= goal) lo = mid;
       else hi = mid - 1;
     }
     topPWeight = f32FromBits(lo);
     minWeight = Math.max(minWeight, topPWeight);
   }
-  const weights = weightOf(minWeight);
-  const sums = chunkSums(weights);
+  const weights = Array.from(topKWeights, (w) => (w >= minWeight ? w : 0));
+  const sums = chunkSums(minWeight);
   return { weights, chunk, sums, total: sumOf(sums), topKLogit, topPWeight, minWeight };
 }
 

@@ -7,7 +7,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { encodeDispatches, KernelContext, type Dispatch } from '../gpu/kernel.ts';
 import { RequestError } from '../errors.ts';
-import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
+import { createAdd, createBiasAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createMatmulDispatch, supportedMatmulVariants } from '../kernels/matmul.ts';
 import { createPagedAttention, defaultPagedAttentionTiling, pagedAttentionPartialsLength, type PagedAttentionShape, type PagedAttentionVariantName } from '../kernels/paged-attention.ts';
 import { ropeTable } from '../kernels/rope.ts';
@@ -37,6 +37,11 @@ export interface BatchModelOptions {
    * of uploaded again: the owner must outlive this model.
    */
   weights?: GpuWeights;
+  /**
+   * Largest buffer one weight tensor may take when this model uploads its own weights: bigger ones
+   * are split by rows across buffers (runtime/weights.ts). Tests force splitting with it.
+   */
+  maxBindingBytes?: number;
 }
 
 /** Attention over the pages: fused online softmax, split-K (flash-decoding), or scores → softmax → weighted sum. */
@@ -142,7 +147,7 @@ export class BatchModel {
     const rows = (label: string, width: number) => allocator.allocate(label, 4 * maxRows * width);
     const attentionShape = (batch: number): PagedAttentionShape => ({ nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, layer: 0, blockSize, batch, maxLength: contextLength, ...defaultPagedAttentionTiling });
     try {
-      const weights = options.weights ?? (await uploadWeights(gpu, model, format, allocator));
+      const weights = options.weights ?? (await uploadWeights(gpu, model, format, allocator, { maxBindingBytes: options.maxBindingBytes }));
       const state: BatchState = {
         rowInfo: await rows('rowInfo', rowInfoWords),
         seqInfo: await rows('seqInfo', 2),
@@ -164,7 +169,7 @@ export class BatchModel {
         ropeTable: await allocator.allocate('ropeTable', 4 * contextLength * c.headDim),
         readback: await allocator.allocate('tokens.readback', 4 * maxRows, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST),
       };
-      gpu.device.queue.writeBuffer(state.ropeTable, 0, ropeTable(contextLength, c.headDim, c.ropeTheta));
+      gpu.device.queue.writeBuffer(state.ropeTable, 0, ropeTable(contextLength, c.headDim, c.ropeTheta, c.ropeScaling));
       return new BatchModel(gpu, c, contextLength, maxRows, maxSequences, format, weights, state, allocator, pageCount, blockSize);
     } catch (error) {
       allocator.destroyAll();
@@ -181,10 +186,17 @@ export class BatchModel {
     // The tiled product pays off once a step has several rows; one row is a matrix-vector product.
     const variants = supportedMatmulVariants(this.gpu.adapter, this.weightFormat).map((v) => v.name);
     const variant = rows >= 4 && variants.includes('tiled') ? 'tiled' : 'naive';
-    const matmul = (name: string, x: GPUBuffer, out: GPUBuffer) => createMatmulDispatch(kc, name, { weight: w(name), x, out }, this.weights.shape(name), rows, variant);
+    // One dispatch per part of a matrix split across buffers, each writing its columns of out (rows, whole rows).
+    const matmul = (name: string, x: GPUBuffer, out: GPUBuffer) => {
+      const stride = this.weights.shape(name).rows;
+      return Promise.all(this.weights.parts(name).map((part) => createMatmulDispatch(kc, part.buffer.label, { weight: part.buffer, x, out }, part.shape, rows, variant, { stride, offset: part.firstRow })));
+    };
+    const embeddingParts = this.weights.parts('tokenEmbedding');
     const attentionShape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, blockSize: this.layout.blockSize, batch: rows, maxLength: this.contextLength, ...defaultPagedAttentionTiling };
 
-    const parts: Array<Promise<Dispatch | Dispatch[]>> = [createRowsEmbedding(kc, 'embedding', { rowInfo: s.rowInfo, table: w('tokenEmbedding'), out: s.x }, { dim: c.dim, vocab: c.vocabSize, rows })];
+    const parts: Array<Promise<Dispatch | Dispatch[]>> = embeddingParts.map((part, i) =>
+      createRowsEmbedding(kc, embeddingParts.length > 1 ? `embedding.part${i}` : 'embedding', { rowInfo: s.rowInfo, table: part.buffer, out: s.x }, { dim: c.dim, vocab: c.vocabSize, rows }, { firstRow: part.firstRow, rows: part.shape.rows }),
+    );
     for (let l = 0; l < c.nLayers; l++) {
       const t = (name: Parameters<typeof layerTensor>[1]) => layerTensor(l, name);
       const at = `layers.${l}`;
@@ -195,6 +207,14 @@ export class BatchModel {
         matmul(t('wq'), s.xb, s.q),
         matmul(t('wk'), s.xb, s.k),
         matmul(t('wv'), s.xb, s.v),
+        // Qwen2: the projections' biases, added to every row
+        ...(c.attentionBias
+          ? [
+              createBiasAdd(kc, `${at}.bq`, s.q, w(t('bq')), c.nHeads * c.headDim, rows),
+              createBiasAdd(kc, `${at}.bk`, s.k, w(t('bk')), c.nKvHeads * c.headDim, rows),
+              createBiasAdd(kc, `${at}.bv`, s.v, w(t('bv')), c.nKvHeads * c.headDim, rows),
+            ]
+          : []),
         // RoPE at each row's position; k and v into the row's page slot
         createRowsRope(kc, `${at}.rope`, { rowInfo: s.rowInfo, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, kvPool: s.kvPool }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, layer: l, blockSize: this.layout.blockSize, rows }),
         // attention of each row over its sequence's pages, up to its own position

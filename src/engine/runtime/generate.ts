@@ -9,8 +9,8 @@ import { isAllowed } from '../constrain/token-mask.ts';
 import type { GenerateRequest, GenerateResult, StopReason, TokenEvent } from '../engine.ts';
 import { GpuOperationError, RequestError } from '../errors.ts';
 import { uniform } from '../reference/rng.ts';
-import { filtersActive, noFilters, noPenalties, penaltiesActive, penalize, sampleFiltered, sampleToken, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
-import type { SamplerKind, StepDistribution } from '../telemetry.ts';
+import { filtersActive, keptSet, noFilters, noPenalties, penaltiesActive, penalize, sampleFiltered, sampleToken, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
+import type { KeptCandidates, SamplerKind, StepDistribution } from '../telemetry.ts';
 import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
@@ -96,6 +96,44 @@ export function topCandidates(logits: Float32Array, count: number, tokenizer: To
   return { candidates, logSumExp: max + Math.log(sum) };
 }
 
+/** Kept tokens listed in a step's distribution: a top-p cut on a large vocabulary can keep thousands. */
+export const keptListLimit = 200;
+
+/**
+ * What the sampler's cuts keep of softmax(logits / temperature) (the cuts on, temperature > 0):
+ * the reference's kept set, most likely first (ties: lower id first), renormalized over the whole
+ * kept set; the lists stop after keptListLimit tokens (`count` says how many were kept).
+ * Null when the largest logit is not finite: there is no distribution, the argmax is taken.
+ */
+export function keptCandidates(logits: Float32Array, temperature: number, filters: SamplingFilters): KeptCandidates | null {
+  let max = -Infinity;
+  for (const l of logits) if (l > max) max = l;
+  if (!Number.isFinite(max)) return null;
+  const kept = keptSet(logits, temperature, filters);
+  const order = kept.tokens.map((_, j) => j).sort((a, b) => kept.weights[b] - kept.weights[a] || kept.tokens[a] - kept.tokens[b]);
+  const listed = order.slice(0, keptListLimit);
+  const probabilities = listed.map((j) => kept.weights[j] / kept.total);
+  let running = 0;
+  const cumulative = probabilities.map((p) => (running += p));
+  return {
+    count: kept.tokens.length,
+    tokens: listed.map((j) => kept.tokens[j]),
+    probabilities,
+    cumulative,
+    keptMass: kept.total / softmaxTotal(logits, max, temperature),
+    topKLogit: kept.topKLogit,
+    topPWeight: kept.topPWeight,
+    minWeight: kept.minWeight,
+  };
+}
+
+/** The sum of exp((logit - max) / temperature) over the vocabulary (NaN logits count as -Infinity): the kept weights' denominator. */
+function softmaxTotal(logits: Float32Array, max: number, temperature: number): number {
+  let total = 0;
+  for (const l of logits) if (!Number.isNaN(l)) total += Math.exp((l - max) / temperature);
+  return total;
+}
+
 /**
  * Generation ends at EOS, and also at BOS: llama2.c models delimit stories with BOS and never emit
  * EOS (llama2.c's run.c stops on BOS the same way), and a chat model's BOS opens a new turn.
@@ -124,12 +162,18 @@ export async function generate(
   const constraint = request.constraint ? constraintFor(tokenizer, request.constraint) : null;
   // The plain kernels when no cut, penalty or mask applies; cuts do nothing to a greedy pick.
   const filtered = constraint !== null || penaltiesActive(penalties) || (request.temperature > 0 && filtersActive(filters));
-  const sampler: Sampler = filtered
-    ? { kind: 'filtered', temperature: request.temperature, seed: request.seed }
-    : request.temperature > 0
-      ? { kind: 'temperature', temperature: request.temperature, seed: request.seed }
-      : { kind: 'argmax' };
-  if (filtered) model.prepareFiltered(filters, penalties, prompt, constraint !== null);
+  // 'gpu-sort' sorts every sampled step, greedy ones too (the first sorted entry is the argmax),
+  // so the switch always measures the sort.
+  const sorted = options.sampler === 'gpu-sort';
+  const sampler: Sampler = sorted
+    ? { kind: 'sorted', temperature: request.temperature, seed: request.seed }
+    : filtered
+      ? { kind: 'filtered', temperature: request.temperature, seed: request.seed }
+      : request.temperature > 0
+        ? { kind: 'temperature', temperature: request.temperature, seed: request.seed }
+        : { kind: 'argmax' };
+  if (sorted) await model.prepareSorted();
+  if (filtered || sorted) model.prepareFiltered(filters, penalties, prompt, constraint !== null);
   // The CPU sampler's own occurrence counts (the GPU sampler keeps its counts on the GPU).
   const counts = penaltiesActive(penalties) ? tokenCounts(prompt, model.config.vocabSize) : null;
   const stopIds = stopTokens(tokenizer);
@@ -174,7 +218,8 @@ export async function generate(
     if (counts) counts[token]++;
     constraint?.advance(token);
     if (!logits || inspect === 0) return { token };
-    return { token, distribution: { position: pos, sampled: token, temperature: request.temperature, ...topCandidates(logits, inspect, tokenizer) } };
+    const kept = request.temperature > 0 && filtersActive(filters) ? keptCandidates(logits, request.temperature, filters) : null;
+    return { token, distribution: { position: pos, sampled: token, temperature: request.temperature, ...topCandidates(logits, inspect, tokenizer), ...(kept && { kept }) } };
   };
 
   try {

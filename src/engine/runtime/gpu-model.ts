@@ -5,7 +5,7 @@ import type { GpuContext } from '../gpu/device.ts';
 import { encodeDispatches, KernelContext, type Dispatch, type KernelContextOptions } from '../gpu/kernel.ts';
 import { packParams, paramsByteLength, stepLayout } from '../gpu/params.ts';
 import { attentionCost, createAttention } from '../kernels/attention.ts';
-import { createAdd, createSwiglu } from '../kernels/elementwise.ts';
+import { createAdd, createBiasAdd, createSwiglu } from '../kernels/elementwise.ts';
 import { createEmbedding } from '../kernels/embedding.ts';
 import type { MatvecVariantName } from '../kernels/matvec.ts';
 import { createFormatMatvec, tuneMatvec, type TuningStore } from '../kernels/matvec-variants.ts';
@@ -13,6 +13,7 @@ import type { WeightFormat } from '../quant/formats.ts';
 import { createRmsnorm } from '../kernels/rmsnorm.ts';
 import { createRope, ropeTable } from '../kernels/rope.ts';
 import { createArgmax, createFilteredSample, createTemperatureSample, filtersLayout } from '../kernels/sample.ts';
+import { createSortedSample, sortedLength } from '../kernels/sample-sort.ts';
 import { penaltiesActive, tokenCounts, type SamplingFilters, type SamplingPenalties } from '../reference/sample.ts';
 import { RequestError } from '../errors.ts';
 import { layerTensor, type ModelConfig, type ModelDescription } from '../model/types.ts';
@@ -34,6 +35,11 @@ export interface GpuModelOptions {
   tuningStore?: TuningStore;
   /** Edited WGSL to compile instead of shaders/<family>.wgsl (checked by the workbench first). */
   shaderSources?: KernelContextOptions['sources'];
+  /**
+   * Largest buffer one weight tensor may take, below the adapter's limits: a bigger matrix or
+   * embedding is split by rows across buffers (runtime/weights.ts). Tests force splitting with it.
+   */
+  maxBindingBytes?: number;
 }
 
 /** How long putting the model on the GPU took (see LoadReport). */
@@ -46,9 +52,12 @@ export interface GpuLoadTimes {
 /**
  * argmax: greedy. temperature: softmax(logits / T). filtered: penalties and/or top-k, top-p, min-p
  * (temperature 0 there is the penalized argmax); its settings go to the GPU once per generation
- * through GpuModel.prepareFiltered.
+ * through GpuModel.prepareFiltered. sorted: the same choice as filtered from a bitonic sort of the
+ * vocabulary (sampler 'gpu-sort'; GpuModel.prepareSorted builds it first).
  */
-export type Sampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number } | { kind: 'filtered'; temperature: number; seed: number };
+export type Sampler = SingleDispatchSampler | { kind: 'sorted'; temperature: number; seed: number };
+/** The samplers that run as one dispatch. */
+export type SingleDispatchSampler = { kind: 'argmax' } | { kind: 'temperature'; temperature: number; seed: number } | { kind: 'filtered'; temperature: number; seed: number };
 
 /** Scratch memory of one forward step (the GPU twin of llama2.c's RunState). */
 interface RunState {
@@ -97,6 +106,8 @@ export class GpuModel {
     private readonly state: RunState,
     dispatches: { body: Dispatch[]; head: Dispatch[]; argmax: Dispatch; temperature: Dispatch; filtered: Dispatch },
     buffers: GPUBuffer[],
+    /** Compiles what is built after load (the sort-based sampler). */
+    private readonly kernels: KernelContext,
   ) {
     this.bodyDispatches = dispatches.body;
     this.headDispatches = dispatches.head;
@@ -117,6 +128,9 @@ export class GpuModel {
   private readonly argmax: Dispatch;
   private readonly temperatureSample: Dispatch;
   private readonly filteredSample: Dispatch;
+  /** The sort-based sampler's dispatches, once prepareSorted has built them. */
+  private sortedSample: readonly Dispatch[] | null = null;
+  private sortedSampleBuilt: Promise<void> | null = null;
   // Staging for the per-step uniform and prefill token (writeBuffer copies them at once).
   private readonly stepBytes = new ArrayBuffer(paramsByteLength(stepLayout));
   private readonly tokenWord = new Uint32Array(1);
@@ -132,7 +146,7 @@ export class GpuModel {
     const allocate = (label: string, bytes: number, usage?: number) => allocator.allocate(label, bytes, usage);
 
     try {
-      const weights = await uploadWeights(gpu, model, format, allocator);
+      const weights = await uploadWeights(gpu, model, format, allocator, { maxBindingBytes: options.maxBindingBytes });
       const { matrixBytes, embeddingBytes, vectorBytes, uploadMs } = weights;
       const weightBytes = matrixBytes + embeddingBytes + vectorBytes;
       const w = (name: string) => weights.get(name);
@@ -140,7 +154,9 @@ export class GpuModel {
       const compileStarted = performance.now();
       const kc = new KernelContext(gpu, { sources: options.shaderSources });
       const variant = options.matvecVariant ?? (await tuneMatvec(kc, format, { rows: c.hiddenDim, cols: c.dim }, options.tuningStore)).variant;
-      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => createFormatMatvec(kc, name, { weight: w(name), x, out }, weights.shape(name), variant);
+      // One dispatch per part of a matrix split across buffers, each writing its rows of `out`.
+      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) =>
+        Promise.all(weights.parts(name).map((part) => createFormatMatvec(kc, part.buffer.label, { weight: part.buffer, x, out }, part.shape, variant, part.firstRow)));
 
       const s: RunState = {
         x: await allocate('x', 4 * c.dim),
@@ -163,9 +179,12 @@ export class GpuModel {
         counts: await allocate('counts', 4 * c.vocabSize),
         allowed: await allocate('allowed', 4 * Math.ceil(c.vocabSize / 32)),
       };
-      device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta));
+      device.queue.writeBuffer(s.ropeTable, 0, ropeTable(maxSeq, c.headDim, c.ropeTheta, c.ropeScaling));
 
-      const body: Promise<Dispatch>[] = [createEmbedding(kc, 'embedding', { token: s.token, table: w('tokenEmbedding'), out: s.x }, c.dim, c.vocabSize)];
+      const embeddingParts = weights.parts('tokenEmbedding');
+      const body: Promise<Dispatch | Dispatch[]>[] = embeddingParts.map((part, i) =>
+        createEmbedding(kc, embeddingParts.length > 1 ? `embedding.part${i}` : 'embedding', { token: s.token, table: part.buffer, out: s.x }, c.dim, c.vocabSize, { firstRow: part.firstRow, rows: part.shape.rows }),
+      );
       for (let l = 0; l < c.nLayers; l++) {
         const t = (name: Parameters<typeof layerTensor>[1]) => w(layerTensor(l, name));
         const at = `layers.${l}`;
@@ -177,6 +196,14 @@ export class GpuModel {
           matvec(layerTensor(l, 'wq'), s.xb, s.q),
           matvec(layerTensor(l, 'wk'), s.xb, s.k),
           matvec(layerTensor(l, 'wv'), s.xb, s.v),
+          // Qwen2: the projections' biases
+          ...(c.attentionBias
+            ? [
+                createBiasAdd(kc, `${at}.bq`, s.q, t('bq'), qDim),
+                createBiasAdd(kc, `${at}.bk`, s.k, t('bk'), kvDim),
+                createBiasAdd(kc, `${at}.bv`, s.v, t('bv'), kvDim),
+              ]
+            : []),
           // RoPE on q and k; k and v go into the cache at this position
           createRope(kc, `${at}.rope`, { step: s.step, ropeTable: s.ropeTable, q: s.q, k: s.k, v: s.v, keyCache: s.keyCache, valueCache: s.valueCache }, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, cacheOffset }),
           // multi-head attention over the cache
@@ -202,8 +229,8 @@ export class GpuModel {
       ];
       const sampleBuffers = { logits: s.logits, token: s.token, step: s.step };
       const [bodyDispatches, headDispatches, argmax, temperature, filtered] = await Promise.all([
-        Promise.all(body),
-        Promise.all(head),
+        Promise.all(body).then((list) => list.flat()),
+        Promise.all(head).then((list) => list.flat()),
         createArgmax(kc, 'argmax', sampleBuffers, c.vocabSize),
         createTemperatureSample(kc, 'sampleTemperature', sampleBuffers, c.vocabSize),
         createFilteredSample(kc, 'sampleFiltered', { ...sampleBuffers, filters: s.filters, counts: s.counts, allowed: s.allowed }, c.vocabSize),
@@ -222,7 +249,7 @@ export class GpuModel {
         bytesPerToken: decodeBytesRead(c, maxSeq, [...bodyDispatches, ...headDispatches], 1),
       };
       const loadTimes = { uploadBytes: weightBytes, uploadMs, compileMs };
-      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, weights, s, { body: bodyDispatches, head: headDispatches, argmax, temperature, filtered }, allocator.created);
+      return new GpuModel(gpu, c, maxSeq, weightBytes, format, variant, memory, loadTimes, weights, s, { body: bodyDispatches, head: headDispatches, argmax, temperature, filtered }, allocator.created, kc);
     } catch (error) {
       allocator.destroyAll();
       throw error;
@@ -242,7 +269,7 @@ export class GpuModel {
     const pass = encoder.beginComputePass({ label: `forward ${pos}` });
     encodeDispatches(pass, this.bodyDispatches);
     if (sampler || withLogits) encodeDispatches(pass, this.headDispatches);
-    if (sampler) encodeDispatches(pass, [this.samplerDispatch(sampler)]);
+    if (sampler) encodeDispatches(pass, this.samplerDispatches(sampler));
     pass.end();
     if (sampler) encoder.copyBufferToBuffer(s.token, 0, this.staging[slot], 0, 4);
     if (withLogits) encoder.copyBufferToBuffer(s.logits, 0, this.logitsStaging, 0, this.logitsStaging.size);
@@ -266,8 +293,44 @@ export class GpuModel {
   }
 
   /** The sampler's dispatch that ends a sampled step. */
-  samplerDispatch(sampler: Sampler): Dispatch {
+  samplerDispatch(sampler: SingleDispatchSampler): Dispatch {
     return sampler.kind === 'argmax' ? this.argmax : sampler.kind === 'temperature' ? this.temperatureSample : this.filteredSample;
+  }
+
+  /** The sampler's dispatches that end a sampled step (the sorted sampler's sort passes and pick). */
+  samplerDispatches(sampler: Sampler): readonly Dispatch[] {
+    if (sampler.kind !== 'sorted') return [this.samplerDispatch(sampler)];
+    if (!this.sortedSample) throw new Error('the sorted sampler runs only after prepareSorted()');
+    return this.sortedSample;
+  }
+
+  /**
+   * Builds the sort-based sampler on first use: its sorted keys and ids, 8 bytes per entry of the
+   * vocabulary padded to a power of two (not in `memory`, which is fixed at load), and its passes.
+   * Its cuts, penalties and mask come from prepareFiltered and writeAllowed, as the filtered sampler's.
+   */
+  prepareSorted(): Promise<void> {
+    this.sortedSampleBuilt ??= this.buildSorted().catch((error: unknown) => {
+      this.sortedSampleBuilt = null;
+      throw error;
+    });
+    return this.sortedSampleBuilt;
+  }
+
+  private async buildSorted(): Promise<void> {
+    const allocator = new GpuAllocator(this.gpu.device);
+    const vocab = this.config.vocabSize;
+    const s = this.state;
+    try {
+      const keys = await allocator.allocate('sortedKeys', 4 * sortedLength(vocab), GPUBufferUsage.STORAGE);
+      const ids = await allocator.allocate('sortedIds', 4 * sortedLength(vocab), GPUBufferUsage.STORAGE);
+      const buffers = { logits: s.logits, token: s.token, step: s.step, filters: s.filters, counts: s.counts, allowed: s.allowed, keys, ids };
+      this.sortedSample = await createSortedSample(this.kernels, 'sampleSorted', buffers, vocab);
+      this.buffers.push(...allocator.created);
+    } catch (error) {
+      allocator.destroyAll();
+      throw error;
+    }
   }
 
   /**
