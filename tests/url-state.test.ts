@@ -46,6 +46,21 @@ describe('parseUrlState', () => {
     for (const pair of bad) expect(parseUrlState(`?${pair}`).settings, pair).toEqual({});
   });
 
+  it('reads the sort sampler and the speculative switches, dropping what the engine has no value for', () => {
+    expect(parseUrlState('?sampler=gpu-sort&speculative=ngram&draftTokens=6').settings).toEqual({ sampler: 'gpu-sort', speculative: 'ngram', draftTokens: 6 });
+    expect(parseUrlState('?speculative=draft-model&draftTokens=1').settings).toEqual({ speculative: 'draft-model', draftTokens: 1 });
+    const bad = ['sampler=gpu_sort', 'speculative=on', 'speculative=', 'draftTokens=0', 'draftTokens=9', 'draftTokens=2.5', 'draftTokens=x'];
+    for (const pair of bad) expect(parseUrlState(`?${pair}`).settings, pair).toEqual({});
+  });
+
+  it('reads the request cuts and the constraint, dropping values the engine would refuse', () => {
+    expect(parseUrlState('?topK=40&topP=0.9&minP=0.05&constraint=json')).toEqual({ settings: {}, topK: 40, topP: 0.9, minP: 0.05, constraint: 'json' });
+    expect(parseUrlState('?constraint=regex:[0-9]{3}-[0-9]{4}').constraint).toBe('regex:[0-9]{3}-[0-9]{4}');
+    expect(parseUrlState(`?constraint=${encodeURIComponent('regex:a&b=c?')}`).constraint).toBe('regex:a&b=c?');
+    const bad = ['topK=-1', 'topK=2.5', 'topP=0', 'topP=1.5', 'topP=x', 'minP=-0.1', 'minP=2', 'constraint=xml', 'constraint=regex:', 'constraint='];
+    for (const pair of bad) expect(parseUrlState(`?${pair}`), pair).toEqual({ settings: {} });
+  });
+
   it('reads presenter as a flag and panels as a list of ids', () => {
     expect(parseUrlState('?presenter').presenter).toBe(true);
     expect(parseUrlState('?presenter=true').presenter).toBe(true);
@@ -70,6 +85,10 @@ describe('formatUrlState', () => {
       maxTokens: 200,
       temperature: 0,
       seed: 42,
+      topK: 0,
+      topP: 1,
+      minP: 0,
+      constraint: '',
       presenter: false,
       step: 0,
     };
@@ -95,6 +114,13 @@ describe('formatUrlState', () => {
     expect(formatUrlState({ settings: { kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' } })).toBe('');
   });
 
+  it('writes the new switches and the request options after their neighbours, defaults left out', () => {
+    expect(formatUrlState({ settings: { draftTokens: 2, speculative: 'draft-q4', sampler: 'gpu-sort' }, constraint: 'regex:[a-z]+ ok', minP: 0.1, topK: 5, seed: 1 })).toBe(
+      '?sampler=gpu-sort&speculative=draft-q4&draftTokens=2&seed=1&topK=5&minP=0.1&constraint=regex:%5Ba-z%5D%2B%20ok',
+    );
+    expect(formatUrlState({ settings: { speculative: 'off', draftTokens: 4 }, topK: 0, topP: 1, minP: 0, constraint: '' })).toBe('');
+  });
+
   it('round-trips any state whose values are not defaults', () => {
     const states: LabUrlState[] = [
       {
@@ -111,6 +137,8 @@ describe('formatUrlState', () => {
         trace: 'https://example.org/t.json?x=1&y=2',
       },
       { settings: { matvecVariant: 'naive' }, temperature: 1e-7 },
+      { settings: { sampler: 'gpu-sort', speculative: 'ngram', draftTokens: 8 }, topK: 40, topP: 0.95, minP: 0.02, constraint: 'regex:(a|b)*&c=d?,e' },
+      { settings: {}, constraint: 'json' },
       { settings: {}, panels: ['optimizations'] },
     ];
     for (const state of states) expect(parseUrlState(formatUrlState(state))).toEqual(state);

@@ -4,10 +4,14 @@
 // stays responsive while the GPU works). The same fields can be filled from a recorded LabTrace
 // (replay), so every panel also renders without a GPU.
 import type { AdapterReport, GenerateResult, ModelInfo } from '../engine/engine.ts';
-import { CancelledError, DeviceLostError } from '../engine/errors.ts';
+import { CancelledError, DeviceLostError, GpuOperationError } from '../engine/errors.ts';
+import type { StoredModel } from '../engine/hub/cache-store.ts';
+import type { LocalFile } from '../engine/hub/local-files.ts';
+import type { ModelPlan } from '../engine/hub/plan.ts';
 import type { EngineSettings, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport } from '../engine/telemetry.ts';
 import { WorkerEngine, type TuningKeeper } from '../worker/worker-engine.ts';
-import { choicesFromQuery, type ModelChoice } from './models.ts';
+import { HubModels } from './hub.svelte.ts';
+import { choicesFromQuery, isStoredModelId, storedChoice, type ModelChoice } from './models.ts';
 import { settingsLabel, tpotMs } from './run-stats.ts';
 import { describeChanges, settingChange, type FlipMeasurement } from './switches.ts';
 import { fullerStep, mixedBatch, pagedStep, sweepBatch, sweepBatchSizes, sweepPoint, warmUpBatch } from './batch-runs.ts';
@@ -76,7 +80,16 @@ export class Lab {
   adapterError = $state<string | null>(null);
   model = $state.raw<ModelInfo | null>(null);
 
-  readonly choices: readonly ModelChoice[];
+  /** The served models, then the stored ones the page has loaded (replaced wholesale). */
+  choices = $state.raw<readonly ModelChoice[]>([]);
+  /** Downloads from the Hub and the models kept in the browser. */
+  readonly hub: HubModels;
+  /**
+   * Set when the GPU failed under the engine (device lost, out of memory) and said how: the engine
+   * is gone, the generated text is kept, and restart() loads the model again (from the cache when
+   * it was downloaded).
+   */
+  gpuFailure = $state<string | null>(null);
   modelId = $state('');
   /** Switches asked for (applied at load, and by applySetting on the loaded model). */
   settings = $state.raw<EngineSettings>({ ...urlDefaults.settings });
@@ -89,6 +102,12 @@ export class Lab {
   maxTokens = $state(200);
   temperature = $state(0);
   seed = $state(42);
+  /** The request's cuts (top-k 0, top-p 1, min-p 0: off); with one on, an inspected step carries the kept set. */
+  topK = $state(0);
+  topP = $state(1);
+  minP = $state(0);
+  /** The request's constraint: '' (none), 'json' or 'regex:PATTERN'. */
+  constraint = $state('');
   /** Read each step's distribution back for the sampling panel (slows decoding). */
   inspect = $state(false);
   /** Wrap the prompt in the model's chat template (instruct models only). */
@@ -144,6 +163,14 @@ export class Lab {
   /** Distributions come from the single-sequence model's logits: a paged generation has none to read. */
   inspectAvailable = $derived(this.activeSettings.kvCache === 'contiguous');
 
+  /** The cuts and the constraint as the request carries them: the options that are off are left out. */
+  requestCuts = $derived({
+    ...(this.topK !== 0 && { topK: this.topK }),
+    ...(this.topP !== 1 && { topP: this.topP }),
+    ...(this.minP !== 0 && { minP: this.minP }),
+    ...(this.constraint !== '' && { constraint: this.constraint }),
+  });
+
   /** Panels shown, in order (all of them unless the URL names some). */
   panels = $state.raw<string[] | null>(null);
   presenterActive = $state(false);
@@ -159,6 +186,7 @@ export class Lab {
   constructor(search = '') {
     const { choices, selected } = choicesFromQuery(search);
     this.choices = choices;
+    this.hub = new HubModels(search);
     this.modelId = selected;
     const url = parseUrlState(search);
     this.settings = { ...urlDefaults.settings, ...url.settings };
@@ -166,6 +194,10 @@ export class Lab {
     this.maxTokens = url.maxTokens ?? urlDefaults.maxTokens;
     this.temperature = url.temperature ?? urlDefaults.temperature;
     this.seed = url.seed ?? urlDefaults.seed;
+    this.topK = url.topK ?? urlDefaults.topK;
+    this.topP = url.topP ?? urlDefaults.topP;
+    this.minP = url.minP ?? urlDefaults.minP;
+    this.constraint = url.constraint ?? urlDefaults.constraint;
     this.panels = url.panels ?? null;
     this.presenterActive = url.presenter ?? false;
     this.presenterStep = url.step ?? 0;
@@ -183,6 +215,10 @@ export class Lab {
       maxTokens: this.maxTokens,
       temperature: this.temperature,
       seed: this.seed,
+      topK: this.topK,
+      topP: this.topP,
+      minP: this.minP,
+      constraint: this.constraint,
       panels: this.panels ?? undefined,
       presenter: this.presenterActive,
       step: this.presenterStep,
@@ -210,7 +246,55 @@ export class Lab {
         this.adapterError = describeError(error);
       },
     );
-    void this.load(this.modelId);
+    void this.hub.refresh();
+    if (isStoredModelId(this.modelId) && !this.choices.some((c) => c.id === this.modelId)) void this.#loadStoredId(this.modelId);
+    else void this.load(this.modelId);
+  }
+
+  /** A stored model named by the URL: loaded from the cache, with no network needed. */
+  async #loadStoredId(id: string): Promise<void> {
+    const stored = await this.hub.find(id);
+    if (!stored) return this.#fail(`${id} is not in this browser's model cache (it was deleted, or downloaded in another browser): download it again from the Models panel.`);
+    await this.useStored(stored);
+  }
+
+  /** Adds a stored model to the picker and loads it from the cache. */
+  async useStored(stored: StoredModel): Promise<void> {
+    const choice = storedChoice(stored);
+    this.choices = [...this.choices.filter((c) => c.id !== choice.id), choice];
+    await this.load(choice.id);
+  }
+
+  /** Downloads a model (catalog plan) unless the preflight refuses it, then loads it. */
+  async fetchAndLoad(plan: ModelPlan): Promise<void> {
+    const stored = await this.hub.fetchPlan(plan, this.adapter);
+    if (stored) await this.useStored(stored);
+  }
+
+  /** Downloads what a typed-in repo id or URL names, then loads it. */
+  async fetchReferenceAndLoad(text: string): Promise<void> {
+    const stored = await this.hub.fetchReference(text, this.adapter);
+    if (stored) await this.useStored(stored);
+  }
+
+  /** Keeps dropped model files in the cache and loads them. */
+  async addLocalFilesAndLoad(files: LocalFile[]): Promise<void> {
+    const stored = await this.hub.addLocalFiles(files);
+    if (stored) await this.useStored(stored);
+  }
+
+  /** A new engine for the current model after a GPU failure; the generated text stays. */
+  restart(): Promise<void> {
+    return this.load(this.modelId);
+  }
+
+  /** What to tell the user when the GPU failed under the engine (null for any other error). */
+  #gpuFailureOf(error: unknown, when: string): string | null {
+    if (error instanceof DeviceLostError) return `The GPU device was lost ${when} (${error.message}).`;
+    if (error instanceof GpuOperationError && /out of GPU memory/i.test(error.message)) {
+      return `The GPU ran out of memory ${when} (${error.message}). A smaller weight format (q4_0, q8_0) or a smaller model needs less.`;
+    }
+    return null;
   }
 
   /** Loads a model, replacing the current one. A newer call supersedes an older one still loading. */
@@ -231,6 +315,7 @@ export class Lab {
       const engine = await WorkerEngine.load({
         entry: choice.entry,
         tokenizer: choice.tokenizer,
+        cache: choice.cache,
         settings: this.settings,
         tuning: tuningKeeper,
         onProgress: (message) => {
@@ -245,11 +330,13 @@ export class Lab {
       this.model = engine.model;
       this.settings = engine.model.settings;
       this.progress = '';
+      this.gpuFailure = null;
       this.status = 'ready';
       void this.#refreshSource();
     } catch (error) {
       if (loadId !== this.#loadId) return;
       this.progress = '';
+      this.gpuFailure = this.#gpuFailureOf(error, `while loading ${choice.label}`);
       this.#fail(`Could not load ${choice.entry}: ${describeError(error)}`);
     }
   }
@@ -289,7 +376,15 @@ export class Lab {
     };
     try {
       const result = await engine.generate(
-        { prompt: this.prompt, maxTokens: this.maxTokens, temperature: this.temperature, seed: this.seed, inspect: this.inspect && this.inspectAvailable ? inspectCandidates : 0, chat: this.chat && engine.model.chatTemplate },
+        {
+          prompt: this.prompt,
+          maxTokens: this.maxTokens,
+          temperature: this.temperature,
+          seed: this.seed,
+          ...this.requestCuts,
+          inspect: this.inspect && this.inspectAvailable ? inspectCandidates : 0,
+          chat: this.chat && engine.model.chatTemplate,
+        },
         (event) => {
           if (this.ttftMs === null) this.ttftMs = performance.now() - started;
           pending.push({ text: event.text, stepMs: event.stepMs });
@@ -315,7 +410,11 @@ export class Lab {
         this.status = 'done';
         return null;
       }
-      if (error instanceof DeviceLostError) this.#dropEngine();
+      const failure = this.#gpuFailureOf(error, 'while generating');
+      if (failure) {
+        this.#dropEngine();
+        this.gpuFailure = failure;
+      }
       this.#fail(`Generation failed: ${describeError(error)}`);
       return null;
     } finally {
@@ -561,7 +660,10 @@ export class Lab {
       await task();
       this.status = this.result ? 'done' : 'ready';
     } catch (error) {
-      if (error instanceof DeviceLostError) this.#dropEngine();
+      if (error instanceof DeviceLostError) {
+        this.#dropEngine();
+        this.gpuFailure = this.#gpuFailureOf(error, `while ${what}`);
+      }
       this.#fail(`${what[0].toUpperCase()}${what.slice(1)} failed: ${describeError(error)}`);
       if (this.#engine) this.status = 'ready';
     } finally {

@@ -1,7 +1,8 @@
 // Every optimization switch the lab knows about, in plain words: what it changes and why that
-// moves speed, memory or quality. Only switches the engine honours now (EngineSettings) are
-// `landed` and shown as controls; the others are listed so the page can say what is coming,
-// never drawn as toggles that do nothing.
+// moves speed, memory or quality. Engine switches (EngineSettings) are drawn as controls in the
+// Optimizations panel; request options that work like switches (a constraint on the output) are
+// set with the request in the Generate controls and listed next to the engine switches.
+import type { GenerateRequest } from '../engine/engine.ts';
 import type { EngineSettings, SettingChoices } from '../engine/telemetry.ts';
 import { bytesPerWeight, weightFormats, type WeightFormat } from '../engine/quant/formats.ts';
 
@@ -27,16 +28,17 @@ export interface LandedSwitch extends SwitchText {
   valueLabels?: Readonly<Record<string, string>>;
 }
 
-/** A switch whose engine part has not landed: listed, never rendered as a control. */
-export interface PendingSwitch extends SwitchText {
-  key: string;
-  landed: false;
+/** An option of each request (GenerateRequest) rather than of the engine: set in the Generate controls. */
+export interface RequestSwitch extends SwitchText {
+  /** The GenerateRequest field it stands for. */
+  key: keyof GenerateRequest & 'constraint';
+  landed: true;
   setting: null;
-  /** The issue that brings it to the engine. */
-  comingWith: 'sampling';
+  /** Short notes on its kinds of value, in display order. */
+  valueNotes: Readonly<Record<string, string>>;
 }
 
-export type LabSwitch = LandedSwitch | PendingSwitch;
+export type LabSwitch = LandedSwitch | RequestSwitch;
 
 function weightNote(format: WeightFormat): string {
   const bytes = bytesPerWeight(format);
@@ -72,8 +74,8 @@ export const labSwitches: readonly LabSwitch[] = [
     markName: 'sampler',
     title: 'Sampler',
     explanation:
-      'After the last layer the model has one score per vocabulary entry. With the GPU sampler a small kernel picks the next token where the scores already are, and only its 4-byte id travels back to the page. With the CPU sampler every step copies the whole score vector back (4 bytes per vocabulary entry) and picks the token in TypeScript, so each token waits for a larger readback; the cost grows with the vocabulary and is easy to see on models with tens of thousands of tokens. At temperature 0 both pick the highest score. The CPU sampler needs the contiguous KV cache.',
-    valueNotes: { gpu: '4 B read back', cpu: 'all logits read back' },
+      'After the last layer the model has one score per vocabulary entry. With the GPU sampler a small kernel picks the next token where the scores already are, and only its 4-byte id travels back to the page. With the CPU sampler every step copies the whole score vector back (4 bytes per vocabulary entry) and picks the token in TypeScript, so each token waits for a larger readback; the cost grows with the vocabulary and is easy to see on models with tens of thousands of tokens. At temperature 0 both pick the highest score. gpu finds the top-k and top-p cutoffs by searching for a threshold, never ordering the vocabulary; gpu-sort orders the whole vocabulary on the GPU with a bitonic sort (about log² n passes over it) and reads the cutoffs off the sorted list, so it picks the very same token and shows what that ordering costs. Only gpu runs with the paged KV cache.',
+    valueNotes: { gpu: '4 B read back', 'gpu-sort': 'bitonic sort, same token', cpu: 'all logits read back' },
   },
   {
     key: 'kvCache',
@@ -118,26 +120,38 @@ export const labSwitches: readonly LabSwitch[] = [
   },
   {
     key: 'speculative',
-    landed: false,
-    setting: null,
-    comingWith: 'sampling',
+    landed: true,
+    setting: 'speculative',
+    markName: 'speculative',
     title: 'Speculative decoding',
     explanation:
-      'A cheap draft proposes several tokens and the model checks them all in one pass: every accepted token shares one read of the weights, and rejected ones are work thrown away.',
+      'A decode step reads every weight to produce a single token, so the GPU mostly waits on memory. Speculative decoding lets a cheap draft guess the next few tokens, then runs the model once over all of them as a small batch: the weights are read once for the whole guess, and each guessed token the model agrees with is a token gained for that one read. The acceptance rule compares the draft\'s probabilities with the model\'s and, when it rejects a guess, draws the replacement from what is left of the model\'s distribution, so the text follows the model exactly as plain sampling would (at temperature 0, the same greedy text). Rejected tokens are rolled back by handing their KV pages back, which is why it needs the paged KV cache: turning it on pages the cache. draft-q4 drafts with the same model in 4-bit weights, ngram looks the next tokens up where the last few tokens occurred earlier in the text (no second model at all), and draft-model uses a smaller model with the same tokenizer.',
+    valueNotes: { off: 'one token per pass', 'draft-q4': 'same model, 4-bit', ngram: 'prompt lookup', 'draft-model': 'smaller model' },
   },
   {
-    key: 'constrained',
-    landed: false,
+    key: 'draftTokens',
+    landed: true,
+    setting: 'draftTokens',
+    markName: 'draft tokens',
+    title: 'Draft tokens per pass',
+    explanation:
+      'How many tokens the draft proposes before the model checks them. More tokens per check means more tokens per read of the weights when the draft guesses well, but the chance that a whole run of guesses survives falls with its length, and every rejected guess is drafting and verifying work thrown away. A draft that agrees with the model most of the time earns longer runs; a poor one is better kept short. It matters only while speculative decoding is on.',
+    // A pass yields the accepted guesses plus the model's own next token.
+    valueNotes: Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8].map((k) => [String(k), `≤ ${k + 1} tokens/pass`])),
+  },
+  {
+    key: 'constraint',
+    landed: true,
     setting: null,
-    comingWith: 'sampling',
     title: 'Constrained decoding',
     explanation:
-      'Before sampling, a grammar masks every token that could not continue valid output, so the text is guaranteed to parse (JSON, say) for a small cost per step.',
+      'A constraint makes the output follow a grammar: JSON, or a regular expression. The grammar is compiled into an automaton over characters (with a stack for JSON\'s nesting), and for each state of it the lab works out once which vocabulary tokens could continue a valid output. Before every sampling step that token mask goes to the GPU, and the sampler treats every other token as impossible, so the text always parses however the model would have continued. The cost is computing masks for states not seen before and one small upload per step; the run\'s stats show the mask time, which must stay small next to the step. It is set per request, with the other generation options.',
+    valueNotes: { '': 'off', json: 'valid JSON', 'regex:PATTERN': 'matches the pattern' },
   },
 ];
 
-export const landedSwitches: readonly LandedSwitch[] = labSwitches.filter((s): s is LandedSwitch => s.landed);
-export const pendingSwitches: readonly PendingSwitch[] = labSwitches.filter((s): s is PendingSwitch => !s.landed);
+export const landedSwitches: readonly LandedSwitch[] = labSwitches.filter((s): s is LandedSwitch => s.setting !== null);
+export const requestSwitches: readonly RequestSwitch[] = labSwitches.filter((s): s is RequestSwitch => s.setting === null);
 
 export function landedSwitch(key: SettingKey): LandedSwitch {
   const found = landedSwitches.find((s) => s.key === key);
@@ -196,11 +210,18 @@ export function settingChange(key: SettingKey, text: string): Partial<EngineSett
 /**
  * Why a value cannot be combined with the other switches as they stand (the engine refuses the
  * pair), or null. The CPU sampler reads the single-sequence model's logits, which a paged
- * generation (run by the batched model) does not produce. The other way round is allowed: the
- * engine puts the sampler back on the GPU when the cache turns paged.
+ * generation (run by the batched model) does not produce, and the sort sampler has no batched
+ * form. The other way round is allowed: the engine puts the sampler back on gpu when the cache
+ * turns paged.
  */
 export function settingConflict(key: SettingKey, text: string, settings: EngineSettings): string | null {
-  return key === 'sampler' && text === 'cpu' && settings.kvCache === 'paged' ? 'needs the contiguous KV cache' : null;
+  return key === 'sampler' && text !== 'gpu' && settings.kvCache === 'paged' ? 'needs the contiguous KV cache' : null;
+}
+
+/** A constraint as the request control and the Optimizations panel write it: "off", "json", "regex [0-9]+". */
+export function constraintLabel(constraint: string): string {
+  if (constraint === '') return 'off';
+  return constraint.startsWith('regex:') ? `regex ${constraint.slice('regex:'.length)}` : constraint;
 }
 
 /** Every switch whose value differs between two settings, as one mark label: "KV cache contiguous → paged, sampler cpu → gpu". */

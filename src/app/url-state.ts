@@ -16,6 +16,12 @@ export interface LabUrlState {
   maxTokens?: number;
   temperature?: number;
   seed?: number;
+  /** The request's cuts: top-k (0 off), top-p (1 off), min-p (0 off). */
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  /** The request's constraint: 'json' or 'regex:PATTERN' ('' off). */
+  constraint?: string;
   /** Ids of the panels shown, in order. */
   panels?: string[];
   presenter?: boolean;
@@ -33,6 +39,10 @@ export const urlDefaults = {
   maxTokens: 200,
   temperature: 0,
   seed: 42,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  constraint: '',
   presenter: false,
   step: 0,
 } as const;
@@ -75,7 +85,7 @@ export function parseUrlState(search: string): LabUrlState {
   const matvecVariant = params.get('matvecVariant');
   if (matvecVariant !== null && settingValue.test(matvecVariant)) state.settings.matvecVariant = matvecVariant;
   const sampler = params.get('sampler');
-  if (sampler === 'gpu' || sampler === 'cpu') state.settings.sampler = sampler;
+  if (sampler === 'gpu' || sampler === 'gpu-sort' || sampler === 'cpu') state.settings.sampler = sampler;
   const kvCache = params.get('kvCache');
   if (kvCache === 'contiguous' || kvCache === 'paged') state.settings.kvCache = kvCache;
   const pageSize = wholeNumber(params.get('pageSize'), 1, 1024);
@@ -84,6 +94,10 @@ export function parseUrlState(search: string): LabUrlState {
   if (prefixCache !== undefined) state.settings.prefixCache = prefixCache;
   const attention = params.get('attention');
   if (attention === 'fused' || attention === 'splitK' || attention === 'unfused') state.settings.attention = attention;
+  const speculative = params.get('speculative');
+  if (speculative === 'off' || speculative === 'draft-q4' || speculative === 'ngram' || speculative === 'draft-model') state.settings.speculative = speculative;
+  const draftTokens = wholeNumber(params.get('draftTokens'), 1, 8);
+  if (draftTokens !== undefined) state.settings.draftTokens = draftTokens;
 
   const prompt = params.get('prompt');
   if (prompt !== null) state.prompt = prompt;
@@ -94,6 +108,16 @@ export function parseUrlState(search: string): LabUrlState {
   // The sampler's seed is a u32.
   const seed = wholeNumber(params.get('seed'), 0, 2 ** 32 - 1);
   if (seed !== undefined) state.seed = seed;
+  const topK = wholeNumber(params.get('topK'), 0, 1 << 20);
+  if (topK !== undefined) state.topK = topK;
+  // The engine takes top-p in (0, 1] and min-p in [0, 1].
+  const topP = finiteNumber(params.get('topP'), 0, 1);
+  if (topP !== undefined && topP > 0) state.topP = topP;
+  const minP = finiteNumber(params.get('minP'), 0, 1);
+  if (minP !== undefined) state.minP = minP;
+  // The engine compiles the pattern; here only its form is checked.
+  const constraint = params.get('constraint');
+  if (constraint === 'json' || (constraint !== null && /^regex:.+/s.test(constraint))) state.constraint = constraint;
 
   const panels = params.get('panels');
   if (panels !== null) state.panels = panels.split(',').filter((id) => panelId.test(id));
@@ -126,10 +150,16 @@ export function formatUrlState(state: LabUrlState): string {
   add('pageSize', state.settings.pageSize, urlDefaults.settings.pageSize);
   if (state.settings.prefixCache !== undefined && state.settings.prefixCache !== urlDefaults.settings.prefixCache) pairs.push(['prefixCache', state.settings.prefixCache ? '1' : '0']);
   add('attention', state.settings.attention, urlDefaults.settings.attention);
+  add('speculative', state.settings.speculative, urlDefaults.settings.speculative);
+  add('draftTokens', state.settings.draftTokens, urlDefaults.settings.draftTokens);
   add('prompt', state.prompt, urlDefaults.prompt);
   add('maxTokens', state.maxTokens, urlDefaults.maxTokens);
   add('temperature', state.temperature, urlDefaults.temperature);
   add('seed', state.seed, urlDefaults.seed);
+  add('topK', state.topK, urlDefaults.topK);
+  add('topP', state.topP, urlDefaults.topP);
+  add('minP', state.minP, urlDefaults.minP);
+  add('constraint', state.constraint, urlDefaults.constraint);
   add('panels', state.panels?.join(','));
   if (state.presenter !== undefined && state.presenter !== urlDefaults.presenter) pairs.push(['presenter', state.presenter ? '1' : '0']);
   add('step', state.step, urlDefaults.step);

@@ -3,6 +3,7 @@
 import type { PageSnapshot } from './kv/page-pool.ts';
 import type { KvMemoryReport } from './kv/kv-memory.ts';
 import type { ModelConfig } from './model/types.ts';
+import type { RequestTimeline } from './timeline.ts';
 import type { BandwidthReport, EngineSettings, LoadReport, MemoryReport, SettingChoices, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport, WorkbenchRequest } from './telemetry.ts';
 
 /** What the adapter can do, reported once at start-up (see gpu/device.ts). */
@@ -122,6 +123,8 @@ export interface GenerateResult {
   constraint?: ConstraintReport;
   /** With speculative decoding on: how well the draft guessed and what the verification passes cost. */
   speculative?: SpeculativeReport;
+  /** Where the generation's time went, stage by stage and token by token (the lab's pipeline panel). */
+  timeline?: RequestTimeline;
 }
 
 /** Speculative decoding's account of one generation. */

@@ -6,6 +6,7 @@ import { serializeError } from '../engine/errors.ts';
 import { requestGpu } from '../engine/gpu/device.ts';
 import { createEngine } from '../engine/index.ts';
 import { urlSource } from '../engine/model/url-source.ts';
+import { cacheSource } from '../engine/hub/cache-store.ts';
 import type { RequestOf, TuningEntries, WorkerRequest, WorkerResponse } from './protocol.ts';
 import type { WeightFormat } from '../engine/quant/formats.ts';
 import type { MatvecVariantName } from '../engine/kernels/matvec.ts';
@@ -39,7 +40,7 @@ async function probe({ id }: RequestOf<'probe'>): Promise<void> {
 async function load({ id, payload }: RequestOf<'load'>): Promise<void> {
   engine?.dispose();
   engine = null;
-  const files = urlSource(payload.modelsUrl);
+  const files = payload.cache ? cacheSource(caches, payload.cache) : urlSource(payload.modelsUrl);
   for (const [key, value] of Object.entries(payload.tuning ?? {})) tuning.set(key, value);
   const settings = payload.settings ?? {};
   const created = await createEngine({

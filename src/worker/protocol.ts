@@ -14,6 +14,7 @@ import type {
   TokenEvent,
 } from '../engine/engine.ts';
 import type { SerializedError } from '../engine/errors.ts';
+import type { CacheLocation } from '../engine/hub/cache-store.ts';
 import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
 
 /** Matvec tuning results by key (the worker has no localStorage: the page keeps them and passes them in). */
@@ -26,6 +27,8 @@ export interface LoadPayload {
   entry: string;
   /** Tokenizer path relative to modelsUrl, when the model file has none of its own. */
   tokenizer?: string;
+  /** Read the files from the browser's model cache instead (a downloaded or dropped model): entry and tokenizer are relative to its baseUrl. */
+  cache?: CacheLocation;
   /** Switches to start with (the engine's defaults for those left out). */
   settings?: Partial<EngineSettings>;
   /** Tuning results from earlier sessions on this adapter. */

@@ -16,6 +16,7 @@ import type {
 } from '../engine/engine.ts';
 import type { EngineSettings, ShaderEditReport, StepProfile, WorkbenchReport, WorkbenchRequest } from '../engine/telemetry.ts';
 import { rebuildError } from '../engine/errors.ts';
+import type { CacheLocation } from '../engine/hub/cache-store.ts';
 import type { FinalResponse, RequestOf, ResponseOf, TuningEntries, WorkerRequest, WorkerResponse } from './protocol.ts';
 
 /** The worker could not run at all (its script failed to load or threw outside any request). */
@@ -149,6 +150,8 @@ export interface WorkerEngineOptions {
   tokenizer?: string;
   /** Where the models are served; default `/models/` on this page's origin. */
   modelsUrl?: string;
+  /** Load from the browser's model cache instead of modelsUrl (entry and tokenizer relative to its baseUrl). */
+  cache?: CacheLocation;
   onProgress?: (message: string) => void;
   settings?: Partial<EngineSettings>;
   tuning?: TuningKeeper;
@@ -183,6 +186,7 @@ export class WorkerEngine implements Engine {
     const client = new WorkerClient(spawnWorker());
     const payload: RequestOf<'load'>['payload'] = { modelsUrl: options.modelsUrl ?? defaultModelsUrl(), entry: options.entry };
     if (options.tokenizer) payload.tokenizer = options.tokenizer;
+    if (options.cache) payload.cache = options.cache;
     if (options.settings) payload.settings = options.settings;
     const stored = options.tuning?.load();
     if (stored) payload.tuning = stored;

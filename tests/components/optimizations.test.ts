@@ -4,7 +4,7 @@ import { laterChoicesAll, laterSettingDefaults } from '../helpers/settings.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
 import type { EngineSettings, SettingChoices } from '../../src/engine/telemetry.ts';
 import OptimizationsPanel from '../../src/app/panels/OptimizationsPanel.svelte';
-import { describeChange, describeChanges, landedSwitch, landedSwitches, labSwitches, pendingSwitches, settingChange, settingConflict, switchOptions } from '../../src/app/switches.ts';
+import { constraintLabel, describeChange, describeChanges, landedSwitch, landedSwitches, labSwitches, requestSwitches, settingChange, settingConflict, switchOptions } from '../../src/app/switches.ts';
 
 
 
@@ -19,7 +19,7 @@ const choices: SettingChoices = {
     available: ['auto', 'naive', 'splitK', 'multiRow'],
     unavailable: [{ value: 'subgroup', reason: "needs the 'subgroups' feature" }],
   },
-  sampler: { available: ['gpu', 'cpu'], unavailable: [] },
+  sampler: { available: ['gpu', 'gpu-sort', 'cpu'], unavailable: [] },
   ...laterChoicesAll,
 };
 
@@ -30,11 +30,12 @@ function panel(overrides: Record<string, unknown> = {}): string {
 }
 
 describe('switch catalog', () => {
-  it('has a landed switch for each engine setting and nothing else landed', () => {
-    expect(landedSwitches.map((s) => s.key)).toEqual(['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention']);
+  it('has a landed switch for each engine setting, and the constraint as a request option', () => {
+    expect(landedSwitches.map((s) => s.key)).toEqual(['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention', 'speculative', 'draftTokens']);
     for (const s of landedSwitches) expect(s.setting).toBe(s.key);
-    expect(pendingSwitches.map((s) => s.key)).toEqual(['speculative', 'constrained']);
-    for (const s of pendingSwitches) expect(s.setting).toBeNull();
+    expect(requestSwitches.map((s) => s.key)).toEqual(['constraint']);
+    for (const s of requestSwitches) expect(s.setting).toBeNull();
+    expect(labSwitches.every((s) => s.landed)).toBe(true);
   });
 
   it('explains every switch in its own paragraph', () => {
@@ -51,6 +52,9 @@ describe('switch catalog', () => {
     expect(describeChange('pageSize', 16, 8)).toBe('page size 16 → 8');
     expect(describeChange('prefixCache', true, false)).toBe('prefix cache on → off');
     expect(describeChange('attention', 'fused', 'splitK')).toBe('attention fused → splitK');
+    expect(describeChange('sampler', 'gpu', 'gpu-sort')).toBe('sampler gpu → gpu-sort');
+    expect(describeChange('speculative', 'off', 'ngram')).toBe('speculative off → ngram');
+    expect(describeChange('draftTokens', 4, 6)).toBe('draft tokens 4 → 6');
     expect(() => landedSwitch('batchSize' as keyof EngineSettings)).toThrow(/batchSize/);
   });
 
@@ -68,6 +72,11 @@ describe('switch catalog', () => {
     expect(settingChange('kvCache', 'paged')).toEqual({ kvCache: 'paged' });
     expect(settingChange('attention', 'unfused')).toEqual({ attention: 'unfused' });
     expect(settingChange('weightFormat', 'q4_0')).toEqual({ weightFormat: 'q4_0' });
+    expect(settingChange('sampler', 'gpu-sort')).toEqual({ sampler: 'gpu-sort' });
+    expect(settingChange('speculative', 'draft-q4')).toEqual({ speculative: 'draft-q4' });
+    expect(settingChange('draftTokens', '8')).toEqual({ draftTokens: 8 });
+    expect(() => settingChange('speculative', 'on')).toThrow(/speculative/);
+    expect(() => settingChange('draftTokens', '9')).toThrow(/draft tokens/);
     expect(() => settingChange('pageSize', '16.5')).toThrow(/page size/);
     expect(() => settingChange('prefixCache', 'on')).toThrow(/prefix cache/);
     expect(() => settingChange('kvCache', 'ring')).toThrow(/KV cache/);
@@ -78,12 +87,14 @@ describe('switch catalog', () => {
   it('rules out the CPU sampler with the paged cache, but lets paging replace the CPU sampler', () => {
     const paged = { ...settings, sampler: 'gpu', kvCache: 'paged' } satisfies EngineSettings;
     expect(settingConflict('sampler', 'cpu', paged)).toBe('needs the contiguous KV cache');
+    expect(settingConflict('sampler', 'gpu-sort', paged)).toBe('needs the contiguous KV cache');
     expect(settingConflict('sampler', 'gpu', paged)).toBeNull();
     expect(settingConflict('sampler', 'cpu', settings)).toBeNull();
     // The engine turns the sampler to gpu when the cache turns paged.
     expect(settingConflict('kvCache', 'paged', settings)).toBeNull();
     expect(switchOptions('sampler', choices, paged)).toEqual([
       { value: 'gpu', label: 'gpu', note: '4 B read back', available: true },
+      { value: 'gpu-sort', label: 'gpu-sort', note: 'bitonic sort, same token', available: false, reason: 'needs the contiguous KV cache' },
       { value: 'cpu', label: 'cpu', note: 'all logits read back', available: false, reason: 'needs the contiguous KV cache' },
     ]);
   });
@@ -123,11 +134,13 @@ describe('OptimizationsPanel', () => {
     const expected = {
       weightFormat: ['f32', 'f16', 'f16-native', 'q8_0', 'q4_0'],
       matvecVariant: ['auto', 'naive', 'splitK', 'subgroup', 'multiRow'],
-      sampler: ['gpu', 'cpu'],
+      sampler: ['gpu', 'gpu-sort', 'cpu'],
       kvCache: ['contiguous', 'paged'],
       pageSize: ['8', '16', '32'],
       prefixCache: ['true', 'false'],
       attention: ['fused', 'splitK', 'unfused'],
+      speculative: ['off', 'draft-q4', 'ngram', 'draft-model'],
+      draftTokens: ['1', '2', '3', '4', '5', '6', '7', '8'],
     };
     for (const [key, values] of Object.entries(expected)) {
       const group = elementWith(html, `data-testid="switch-${key}"`);
@@ -144,7 +157,7 @@ describe('OptimizationsPanel', () => {
 
   it('checks exactly the current value of each switch', () => {
     const html = panel();
-    for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention'] as const) {
+    for (const key of ['weightFormat', 'matvecVariant', 'sampler', 'kvCache', 'pageSize', 'prefixCache', 'attention', 'speculative', 'draftTokens'] as const) {
       const checked = inputs(elementWith(html, `data-testid="switch-${key}"`)).filter((r) => 'checked' in r);
       expect(checked.map((r) => r.value)).toEqual([String(settings[key])]);
     }
@@ -156,7 +169,7 @@ describe('OptimizationsPanel', () => {
     expect([...prefix.matchAll(/<span class="value[^"]*">([^<]*)<\/span>/g)].map((m) => m[1])).toEqual(['on', 'off']);
     expect(inputs(elementWith(html, 'data-testid="switch-sampler"')).filter((r) => 'disabled' in r)).toEqual([]);
     const paged = elementWith(panel({ settings: { ...settings, sampler: 'gpu', kvCache: 'paged' } }), 'data-testid="switch-sampler"');
-    expect(inputs(paged).filter((r) => 'disabled' in r).map((r) => r.value)).toEqual(['cpu']);
+    expect(inputs(paged).filter((r) => 'disabled' in r).map((r) => r.value)).toEqual(['gpu-sort', 'cpu']);
     expect(visibleText(paged)).toContain('cpu needs the contiguous KV cache');
   });
 
@@ -175,20 +188,29 @@ describe('OptimizationsPanel', () => {
   it('disables every control while busy and marks the switch being applied', () => {
     const html = panel({ busy: true, pending: 'matvecVariant' });
     const radios = inputs(html);
-    expect(radios.length).toBe(22);
+    expect(radios.length).toBe(35);
     expect(radios.every((r) => 'disabled' in r)).toBe(true);
     expect(visibleText(elementWith(html, 'data-testid="switch-matvecVariant"'))).toContain('applying…');
     expect(visibleText(elementWith(html, 'data-testid="switch-weightFormat"'))).not.toContain('applying…');
     expect(visibleText(panel())).not.toContain('applying…');
   });
 
-  it('lists switches that have not landed in one line, never as controls', () => {
-    const html = panel();
-    for (const s of pendingSwitches) {
-      expect(html).not.toContain(`switch-${s.key}`);
-      expect(visibleText(html)).toContain(s.title);
-    }
-    expect(visibleText(html)).toContain('Not in the engine yet (coming with the sampling issue): Speculative decoding, Constrained decoding.');
+  it('offers the draft model only when one was given at load, and says why not', () => {
+    const speculative = elementWith(panel(), 'data-testid="switch-speculative"');
+    expect(inputs(speculative).filter((r) => 'disabled' in r).map((r) => r.value)).toEqual(['draft-model']);
+    expect(visibleText(speculative)).toContain('draft-model needs a draft model given at load');
+    expect(visibleText(speculative)).toContain('off one token per pass draft-q4 same model, 4-bit ngram prompt lookup');
+  });
+
+  it('lists the constraint as a request option with its value now, never as a radio control', () => {
+    const entry = elementWith(panel({ request: { constraint: 'regex:[0-9]{3}' } }), 'data-testid="switch-constraint"');
+    expect(inputs(entry)).toEqual([]);
+    const text = visibleText(entry);
+    expect(text).toContain('Constrained decoding per request, set under Generate · now regex [0-9]{3}');
+    expect(text).toContain('off off json valid JSON regex PATTERN matches the pattern');
+    expect(text).toContain(requestSwitches[0].explanation);
+    expect(visibleText(elementWith(panel(), 'data-testid="switch-constraint"'))).toContain('now off');
+    expect(constraintLabel('json')).toBe('json');
   });
 
   it('shows the last flip before → after with ratios', () => {

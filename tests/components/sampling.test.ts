@@ -1,7 +1,8 @@
 import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
 import SamplingPanel from '../../src/app/panels/SamplingPanel.svelte';
-import type { StepDistribution } from '../../src/engine/telemetry.ts';
+import type { KeptCandidates, StepDistribution } from '../../src/engine/telemetry.ts';
+import { elementWith, visibleText } from '../helpers/ssr.ts';
 
 /** Cells of the candidate table row for `token`, as text. */
 function row(body: string, token: number): string[] {
@@ -129,5 +130,56 @@ describe('SamplingPanel', () => {
   it('refuses an invalid cutoff instead of coercing it', () => {
     const { body } = render(SamplingPanel, { props: { distribution, temperature: 1, topK: 0 } });
     expect(body).toContain('top-k must be a whole number ≥ 1 (got 0)');
+  });
+
+  describe('the kept set from the sampler', () => {
+    // Three kept tokens with weights 1, e^-1, e^-2 relative to the top one (logits 2, 1, 0 at T = 1):
+    // renormalized 66.5%, 24.5%, 9.0%; top-p's edge is the third token's weight e^-2.
+    const weights = [1, Math.exp(-1), Math.exp(-2)];
+    const total = weights.reduce((a, b) => a + b, 0);
+    const kept: KeptCandidates = {
+      count: 3,
+      tokens: [10, 11, 12],
+      probabilities: weights.map((w) => w / total),
+      cumulative: [weights[0] / total, (weights[0] + weights[1]) / total, 1],
+      keptMass: 0.7512,
+      topKLogit: null,
+      topPWeight: Math.exp(-2),
+      minWeight: Math.exp(-2),
+    };
+
+    it('draws each kept probability, the cumulative curve and the top-p edge as the probability it stands for', () => {
+      const { body } = render(SamplingPanel, { props: { distribution: { ...distribution, kept }, temperature: 1 } });
+      const chart = elementWith(body, 'data-testid="kept-chart"');
+      expect(visibleText(chart)).toContain('The sampler kept 3 tokens, holding 75.1% of the distribution at T = 1; the draw renormalizes them to 100%.');
+      expect([...chart.matchAll(/<title>([^<]*)<\/title>/g)].map((m) => m[1])).toEqual(['␣the: 66.5%, cumulative 66.5%', '↵: 24.5%, cumulative 91.0%', '&lt;b>x&lt;/b>: 9.0%, cumulative 100.0%']);
+      // The edge weight e^-2 of the top token's 66.5% is the third token's 9.0%.
+      expect(visibleText(chart)).toContain('top-p edge 9.0%');
+      expect(visibleText(chart)).toContain("top-p edge: weight ≥ 0.135 × the top token's");
+      expect(chart).toContain('data-testid="kept-top-p"');
+      // min-p adds nothing beyond top-p's floor here, so it gets no line of its own.
+      expect(chart).not.toContain('data-testid="kept-min-p"');
+      // The sampled token's bar is marked; the curve has one point per bar, ending at 100% (y = 0).
+      expect(chart.match(/class="bar scaled[^"]*"/g)!.map((c) => c.includes('sampled-bar'))).toEqual([false, true, false]);
+      const points = /<polyline class="cumulative[^"]*" points="([^"]*)"/.exec(chart)![1].split(' ');
+      expect(points).toHaveLength(3);
+      expect(points[2].split(',')[1]).toBe('0.0');
+      expect(chart).not.toMatch(/NaN|undefined/);
+    });
+
+    it('marks a min-p floor above the top-p edge and a top-k logit, and says when the list stops early', () => {
+      const cut: KeptCandidates = { ...kept, count: 1234, cumulative: [0.3, 0.4, 0.45], topKLogit: 0.5, topPWeight: 0.1, minWeight: 0.2 };
+      const chart = elementWith(render(SamplingPanel, { props: { distribution: { ...distribution, kept: cut }, temperature: 1 } }).body, 'data-testid="kept-chart"');
+      expect(visibleText(chart)).toContain('The sampler kept 1234 tokens (only the 3 most likely are listed, holding 45.0% of the kept mass), holding 75.1%');
+      expect(visibleText(chart)).toContain('Top-k cut below logit 0.50.');
+      expect(chart).toContain('data-testid="kept-top-p"');
+      expect(chart).toContain('data-testid="kept-min-p"');
+      // 0.2 of the top token's 66.5%.
+      expect(visibleText(chart)).toContain('min-p floor 13.3%');
+    });
+
+    it('is absent when the step carries no kept set', () => {
+      expect(render(SamplingPanel, { props: { distribution, temperature: 1 } }).body).not.toContain('kept-chart');
+    });
   });
 });

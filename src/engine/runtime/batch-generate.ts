@@ -10,6 +10,7 @@ import type { Tokenizer } from '../tokenizer/types.ts';
 import type { BatchModel } from './batch-model.ts';
 import { penaltiesActive } from '../reference/sample.ts';
 import { encodePrompt, requestFilters, requestPenalties, stopTokens, validateRequest } from './generate.ts';
+import { GenerationTimeline } from './generation-timeline.ts';
 import { Scheduler, type SequenceResult } from './scheduler.ts';
 
 /** How often step events carry the page grid (it is one entry per page). */
@@ -152,20 +153,24 @@ export async function generatePaged(
 ): Promise<GenerateResult> {
   validateRequest(request);
   if (request.inspect) throw new RequestError('inspect needs the contiguous KV cache (it reads the logits every step): switch the KV cache to contiguous');
+  const timeline = new GenerationTimeline();
   const prompt = encodePrompt(context.tokenizer, request, context.chatTemplate);
   if (prompt.length >= model.contextLength) {
     throw new RequestError(`the prompt is ${prompt.length} tokens but the context holds ${model.contextLength}: shorten it to at most ${model.contextLength - 1} tokens`);
   }
+  timeline.prefill(prompt.length);
   const started = performance.now();
   if (request.maxTokens === 0) {
-    return { tokens: prompt, text: '', promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, decodeTokensPerSecond: 0, stopReason: 'length' };
+    return { tokens: prompt, text: '', promptTokens: prompt.length, generatedTokens: 0, prefillMs: 0, decodeMs: 0, decodeTokensPerSecond: 0, stopReason: 'length', timeline: timeline.finish('length', { cached: 0, computed: 0 }) };
   }
   let position = prompt.length;
   let lastAt = started;
+  let step = 0;
   const result = await generateBatch(model, context, { requests: [request], maxBatch: 1, kv: 'paged', prefixCache: options.prefixCache }, {
+    // The batch loop has already turned the token into text (its time is inside the step's).
     token: ({ token, text }) => {
       const now = performance.now();
-      onToken?.({ position: position++, token, text, stepMs: now - lastAt });
+      timeline.token(token, step++, 1, () => text, (fragment) => onToken?.({ position: position++, token, text: fragment, stepMs: now - lastAt }));
       lastAt = now;
     },
   }, signal);
@@ -181,5 +186,6 @@ export async function generatePaged(
     decodeMs,
     decodeTokensPerSecond: decodeMs > 0 ? ((sequence.generatedTokens - 1) * 1000) / decodeMs : 0,
     stopReason: sequence.stopReason,
+    timeline: timeline.finish(sequence.stopReason, { cached: sequence.cachedTokens, computed: sequence.promptTokens - sequence.cachedTokens }),
   };
 }

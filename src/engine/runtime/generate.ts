@@ -13,6 +13,7 @@ import { filtersActive, keptSet, noFilters, noPenalties, penaltiesActive, penali
 import type { KeptCandidates, SamplerKind, StepDistribution } from '../telemetry.ts';
 import type { ChatTemplate } from '../tokenizer/chat-template.ts';
 import { StreamingDecoder } from '../tokenizer/streaming.ts';
+import { GenerationTimeline } from './generation-timeline.ts';
 import type { Tokenizer } from '../tokenizer/types.ts';
 import type { GpuModel, Sampler } from './gpu-model.ts';
 
@@ -151,6 +152,7 @@ export async function generate(
   options: GenerateOptions = {},
 ): Promise<GenerateResult> {
   validateRequest(request);
+  const timeline = new GenerationTimeline();
   const prompt = encodePrompt(tokenizer, request, options.chatTemplate);
   const context = model.contextLength;
   if (prompt.length >= context) {
@@ -182,6 +184,7 @@ export async function generate(
   let text = '';
   let stopReason: StopReason = budget < request.maxTokens ? 'context' : 'length';
 
+  timeline.prefill(prompt.length);
   const started = performance.now();
   let prefillMs = 0;
   let lastTokenAt = started;
@@ -250,9 +253,7 @@ export async function generate(
       const now = performance.now();
       if (n === 0) prefillMs = now - started;
       tokens.push(token);
-      const fragment = decoder.push(token);
-      text += fragment;
-      onToken?.({ position: pos, token, text: fragment, stepMs: now - lastTokenAt, ...(distribution && { distribution }) });
+      text += timeline.token(token, n, 1, () => decoder.push(token), (fragment) => onToken?.({ position: pos, token, text: fragment, stepMs: now - lastTokenAt, ...(distribution && { distribution }) }));
       lastTokenAt = now;
       if (stopIds.includes(token)) {
         stopReason = 'eos';
@@ -283,6 +284,7 @@ export async function generate(
     decodeTokensPerSecond: generatedTokens > 1 ? ((generatedTokens - 1) * 1000) / decodeMs : 0,
     stopReason,
     ...(constraint && { constraint: { spec: constraint.spec, ...pick(constraint.stats), complete: constraint.finished || constraint.complete } }),
+    timeline: timeline.finish(stopReason, { cached: 0, computed: prompt.length }),
   };
 }
 

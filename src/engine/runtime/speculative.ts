@@ -22,6 +22,7 @@ import { StreamingDecoder } from '../tokenizer/streaming.ts';
 import type { BatchModel, StepRow } from './batch-model.ts';
 import type { BatchContext } from './batch-generate.ts';
 import type { Draft, DraftSampling } from './drafts.ts';
+import { GenerationTimeline } from './generation-timeline.ts';
 import { encodePrompt, requestFilters, requestPenalties, stopTokens, validateRequest } from './generate.ts';
 
 /** Most tokens a draft may propose per pass (a pass then holds up to 9 rows). */
@@ -59,6 +60,7 @@ export async function generateSpeculative(
   signal?: AbortSignal,
 ): Promise<GenerateResult> {
   checkRequest(request, options);
+  const timeline = new GenerationTimeline();
   const prompt = encodePrompt(context.tokenizer, request, context.chatTemplate);
   const contextLength = model.contextLength;
   if (prompt.length >= contextLength) {
@@ -86,6 +88,7 @@ export async function generateSpeculative(
     return kv.prepareWrite().copies;
   };
   draft.reset();
+  timeline.prefill(prompt.length);
   const started = performance.now();
   let prefillMs = 0;
   let lastTokenAt = started;
@@ -146,9 +149,7 @@ export async function generateSpeculative(
         const position = tokens.length;
         tokens.push(token);
         generated++;
-        const fragment = decoder.push(token);
-        text += fragment;
-        onToken?.({ position, token, text: fragment, stepMs: now - lastTokenAt });
+        text += timeline.token(token, report.targetPasses - 1, rows.length, () => decoder.push(token), (fragment) => onToken?.({ position, token, text: fragment, stepMs: now - lastTokenAt }));
         lastTokenAt = now;
         if (stopIds.includes(token)) {
           stopReason = 'eos';
@@ -186,5 +187,6 @@ export async function generateSpeculative(
     decodeTokensPerSecond: decodeMs > 0 ? ((generated - Math.min(firstPassTokens, generated)) * 1000) / decodeMs : 0,
     stopReason,
     speculative: report,
+    timeline: timeline.finish(stopReason, { cached: 0, computed: prompt.length }),
   };
 }
