@@ -221,6 +221,20 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     expect(await page.getByTestId('inspect').isDisabled()).toBe(false);
   });
 
+  it('turns speculative decoding on (q4_0 draft): the cache goes paged, greedy tokens stay the reference, the run reports acceptance', async () => {
+    await flip('speculative', 'draft-q4', 'KV cache contiguous → paged, speculative off → draft-q4');
+    expect(await page.getByTestId('running-kv').textContent()).toBe('paged');
+    expect(page.url()).toContain('speculative=draft-q4');
+    const { tokens } = await generate();
+    expect(tokens).toEqual(greedyReference);
+    const extras = (await page.getByTestId('run-extras').textContent()) ?? '';
+    expect(extras).toMatch(/Draft acceptance\s*\d+(\.\d)?%/);
+    expect(extras).toMatch(/proposed by draft-q4, 4 per pass/);
+
+    await flip('kvCache', 'contiguous', 'KV cache paged → contiguous, speculative draft-q4 → off');
+    expect(await page.getByTestId('running-kv').textContent()).toBe('contiguous');
+  });
+
   it('sweeps batch sizes 1 and 2: the Batching panel plots and tables a point per size', { timeout: 240_000 }, async () => {
     await page.getByTestId('batch-max').selectOption('2');
     await page.getByTestId('batch-tokens').fill('6');

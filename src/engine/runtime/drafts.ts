@@ -2,10 +2,9 @@
 // checks in one pass. A model draft (the same model in q4_0, or a smaller model sharing the
 // tokenizer) runs its own single-sequence forward passes; prompt lookup copies what followed the
 // latest earlier occurrence of the sequence's last few tokens, with no model at all.
-import { uniform } from '../reference/rng.ts';
-import { drawFrom, samplingDistribution, type Distribution } from '../reference/speculative.ts';
-import type { SamplingFilters } from '../reference/sample.ts';
-import type { GpuModel } from './gpu-model.ts';
+import { samplingDistribution, type Distribution } from '../reference/speculative.ts';
+import { filtersActive, noPenalties, type SamplingFilters } from '../reference/sample.ts';
+import type { GpuModel, Sampler } from './gpu-model.ts';
 
 /** How the target samples; a model draft proposes from the same distribution family. */
 export interface DraftSampling {
@@ -49,29 +48,22 @@ export class ModelDraft implements Draft {
 
   async propose(sequence: readonly number[], count: number, sampling: DraftSampling): Promise<DraftProposal> {
     const model = this.model;
-    const proposal: DraftProposal = { tokens: [], distributions: [] };
     // Room in the draft's own context for the steps below (it may be shorter than the target's).
     const steps = Math.min(count, model.contextLength - sequence.length);
-    if (steps <= 0) return proposal;
+    if (steps <= 0) return { tokens: [], distributions: [] };
     for (let pos = this.#cached; pos < sequence.length - 1; pos++) model.submitStep(pos, sequence[pos], null);
-    let token = sequence[sequence.length - 1];
-    for (let i = 0; i < steps; i++) {
-      const pos = sequence.length - 1 + i;
-      if (sampling.temperature <= 0) {
-        model.submitStep(pos, token, { kind: 'argmax' });
-        token = await model.readToken(0);
-        proposal.distributions.push(null);
-      } else {
-        model.submitStep(pos, token, null, 0, true);
-        const q = samplingDistribution(await model.readStepLogits(), sampling.temperature, sampling.filters);
-        token = drawFrom(q, uniform((sampling.seed ^ draftSeedMix) >>> 0, pos + 1));
-        proposal.distributions.push(q);
-      }
-      proposal.tokens.push(token);
-    }
+    // The draft samples on the GPU, each step feeding the next, and everything is read back once.
+    // A sampled draft also needs each step's distribution q: the logits come back with the tokens,
+    // and q is what the GPU sampler drew from (temperature and cuts, in the draft's own seed stream).
+    const greedy = sampling.temperature <= 0;
+    const seed = (sampling.seed ^ draftSeedMix) >>> 0;
+    const sampler: Sampler = greedy ? { kind: 'argmax' } : filtersActive(sampling.filters) ? { kind: 'filtered', temperature: sampling.temperature, seed } : { kind: 'temperature', temperature: sampling.temperature, seed };
+    if (sampler.kind === 'filtered') model.prepareFiltered(sampling.filters, noPenalties, []);
+    model.submitChain(sequence.length - 1, sequence[sequence.length - 1], steps, sampler, !greedy);
+    const { tokens, logits } = await model.readChain(steps, !greedy);
     // Every proposed token but the last went through the draft model.
     this.#cached = sequence.length + steps - 1;
-    return proposal;
+    return { tokens, distributions: greedy ? tokens.map(() => null) : logits.map((l) => samplingDistribution(l, sampling.temperature, sampling.filters)) };
   }
 
   rollback(length: number): void {

@@ -379,8 +379,67 @@ export class GpuModel {
     return logits;
   }
 
+  /**
+   * Queues `count` steps from `pos` that feed each sampled token to the next step on the GPU, as a
+   * speculative draft needs: `token` is embedded first, and every step's token (and, with
+   * `withLogits`, its logits) is copied into the chain's read-back, so readChain waits once for all
+   * of them instead of once per step.
+   */
+  submitChain(pos: number, token: number, count: number, sampler: Sampler, withLogits: boolean): void {
+    const { device } = this.gpu;
+    const s = this.state;
+    const vocabBytes = 4 * this.config.vocabSize;
+    const chain = this.chainReadback(count);
+    for (let i = 0; i < count; i++) {
+      this.writeStepInputs(pos + i, i === 0 ? token : null, sampler);
+      const encoder = device.createCommandEncoder({ label: `chain step ${pos + i}` });
+      const pass = encoder.beginComputePass({ label: `forward ${pos + i}` });
+      encodeDispatches(pass, this.bodyDispatches);
+      encodeDispatches(pass, this.headDispatches);
+      encodeDispatches(pass, this.samplerDispatches(sampler));
+      pass.end();
+      encoder.copyBufferToBuffer(s.token, 0, chain.tokens, 4 * i, 4);
+      if (withLogits) encoder.copyBufferToBuffer(s.logits, 0, chain.logits, i * vocabBytes, vocabBytes);
+      device.queue.submit([encoder.finish()]);
+    }
+  }
+
+  /** The tokens (and logits, when asked for) of the last submitChain's `count` steps. */
+  async readChain(count: number, withLogits: boolean): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+    const chain = this.chainReadback(count);
+    await chain.tokens.mapAsync(GPUMapMode.READ, 0, 4 * count);
+    const tokens = [...new Uint32Array(chain.tokens.getMappedRange(0, 4 * count).slice(0))];
+    chain.tokens.unmap();
+    if (!withLogits) return { tokens, logits: [] };
+    const vocab = this.config.vocabSize;
+    await chain.logits.mapAsync(GPUMapMode.READ, 0, 4 * count * vocab);
+    const all = new Float32Array(chain.logits.getMappedRange(0, 4 * count * vocab).slice(0));
+    chain.logits.unmap();
+    return { tokens, logits: Array.from({ length: count }, (_, i) => all.subarray(i * vocab, (i + 1) * vocab)) };
+  }
+
+  /** The chain's read-back buffers, sized for `count` steps (grown when a longer chain comes). */
+  private chainReadback(count: number): { tokens: GPUBuffer; logits: GPUBuffer } {
+    if (!this.chain || this.chain.steps < count) {
+      this.chain?.tokens.destroy();
+      this.chain?.logits.destroy();
+      const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+      const device = this.gpu.device;
+      this.chain = {
+        steps: count,
+        tokens: device.createBuffer({ label: 'chain.tokens.readback', size: 4 * count, usage }),
+        logits: device.createBuffer({ label: 'chain.logits.readback', size: 4 * count * this.config.vocabSize, usage }),
+      };
+    }
+    return this.chain;
+  }
+
+  private chain: { steps: number; tokens: GPUBuffer; logits: GPUBuffer } | null = null;
+
   destroy(): void {
     for (const buffer of [...this.buffers, ...this.staging, this.logitsStaging]) buffer.destroy();
+    this.chain?.tokens.destroy();
+    this.chain?.logits.destroy();
   }
 }
 
