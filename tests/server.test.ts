@@ -226,6 +226,46 @@ describe('OpenAI-compatible server (stories260K)', () => {
     }
   });
 
+  it('lists the kept requests newest first, and lets pages of other origins read the timelines and models', async () => {
+    const older = await client.completions.create({ model, prompt: 'Tom went to', max_tokens: 1, temperature: 0 });
+    const newer = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 2, temperature: 0 });
+    const response = await fetch(`${server.url}/v1/requests`, { headers: { Authorization: `Bearer ${apiKey}`, Origin: 'http://lab.example' } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    const list = (await response.json()) as { object: string; data: Array<Record<string, unknown>> };
+    expect(list.object).toBe('list');
+    expect(list.data.slice(0, 2).map((r) => r.id)).toEqual([newer.id, older.id]);
+    expect(list.data[0]).toEqual({
+      id: newer.id,
+      endpoint: 'completions',
+      stream: false,
+      arrivedAt: expect.any(Number),
+      finished: true,
+      outcome: 'length',
+      promptTokens: newer.usage!.prompt_tokens,
+      generatedTokens: 2,
+    });
+    expect(list.data[0].arrivedAt as number).toBeGreaterThanOrEqual(list.data[1].arrivedAt as number);
+    expect(list.data[1]).toMatchObject({ id: older.id, generatedTokens: 1 });
+
+    // The browser's preflight for a GET with the key: no key of its own, answered before the key check.
+    for (const path of ['/v1/requests', `/v1/requests/${newer.id}/timeline`, '/v1/models']) {
+      const preflight = await fetch(`${server.url}${path}`, { method: 'OPTIONS', headers: { Origin: 'http://lab.example', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' } });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+      expect(preflight.headers.get('access-control-allow-methods')).toBe('GET');
+      expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization');
+    }
+    // A refusal is readable too, so the page can say why; the completions stay same-origin.
+    const refused = await fetch(`${server.url}/v1/requests`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('*');
+    expect((await fetch(`${server.url}/v1/models`, { headers: { Authorization: `Bearer ${apiKey}` } })).headers.get('access-control-allow-origin')).toBe('*');
+    const completions = await fetch(`${server.url}/v1/completions`, { method: 'OPTIONS', headers: { Authorization: `Bearer ${apiKey}` } });
+    expect(completions.status).toBe(405);
+    expect(completions.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
   // Last: it destroys the model's GPU device.
   it('answers 500 with an error body when the GPU fails, logs it, and keeps serving other routes', async () => {
     serving.gpu.device.destroy();

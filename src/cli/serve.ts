@@ -3,7 +3,7 @@
 //                  [--model-name NAME]
 // An OpenAI-compatible HTTP server on the engine's batched path: POST /v1/completions and
 // /v1/chat/completions (JSON or SSE), GET /v1/models, GET /metrics (Prometheus) and
-// GET /v1/requests/{id}/timeline. Prints "serving NAME at URL" on stdout once it listens
+// GET /v1/requests and /v1/requests/{id}/timeline (readable from other origins). Prints "serving NAME at URL" on stdout once it listens
 // (--port 0 picks a free port); runs until SIGINT or SIGTERM.
 import { basename, dirname } from 'node:path';
 import { blockSizes } from '../engine/kv/page-pool.ts';

@@ -1,7 +1,8 @@
 // The HTTP side of the OpenAI-compatible server (node:http only): routing, the API key, and turning
 // each completion request into a generation on the shared scheduler, answered as one JSON body or
 // as server-sent events. Every failure becomes an OpenAI-style error body; nothing a client sends
-// can take the server down.
+// can take the server down. The models and the request timelines are readable from other origins
+// (CORS), so the lab's page can show where a served request's time went.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -115,8 +116,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const modelEntry = () => ({ id: serving.name, object: 'model', created: serving.loadedAt, owned_by: 'webgpu-inference-lab' });
 
-  /** The route a request takes; null for no such path. Each route lists its method. */
-  function route(path: string): { name: string; method: string; run: (request: IncomingMessage, response: ServerResponse, arrived: number) => Promise<void> | void } | null {
+  /**
+   * The route a request takes; null for no such path. Each route lists its method, and whether
+   * pages of other origins may read it (the lab's pipeline panel reads the models and the timelines).
+   */
+  function route(path: string): Route | null {
     if (path === '/metrics') {
       return {
         name: path,
@@ -127,12 +131,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         },
       };
     }
-    if (path === '/v1/models') return { name: path, method: 'GET', run: (_, response) => sendJson(response, 200, { object: 'list', data: [modelEntry()] }) };
+    if (path === '/v1/models') return { name: path, method: 'GET', crossOrigin: true, run: (_, response) => sendJson(response, 200, { object: 'list', data: [modelEntry()] }) };
     const model = /^\/v1\/models\/(.+)$/.exec(path);
     if (model) {
       return {
         name: '/v1/models/{id}',
         method: 'GET',
+        crossOrigin: true,
         run: (_, response) => {
           const id = decodeURIComponent(model[1]);
           if (id !== serving.name) throw new ApiError(404, `the model '${id}' does not exist: this server runs '${serving.name}'`, 'invalid_request_error', 'model_not_found', 'model');
@@ -142,11 +147,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (path === '/v1/completions') return { name: path, method: 'POST', run: (request, response, arrived) => complete('completions', request, response, arrived) };
     if (path === '/v1/chat/completions') return { name: path, method: 'POST', run: (request, response, arrived) => complete('chat.completions', request, response, arrived) };
+    if (path === '/v1/requests') return { name: path, method: 'GET', crossOrigin: true, run: (_, response) => sendJson(response, 200, { object: 'list', data: timelines.list() }) };
     const timeline = /^\/v1\/requests\/([^/]+)\/timeline$/.exec(path);
     if (timeline) {
       return {
         name: '/v1/requests/{id}/timeline',
         method: 'GET',
+        crossOrigin: true,
         run: (_, response) => {
           const found = timelines.get(decodeURIComponent(timeline[1]));
           if (!found) throw new ApiError(404, `no timeline for request '${timeline[1]}': the server keeps the last ${timelines.capacity}`, 'invalid_request_error', 'timeline_not_found');
@@ -163,8 +170,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const path = new URL(request.url ?? '/', 'http://server').pathname.replace(/(.)\/+$/, '$1');
     const target = route(path);
     response.on('close', () => metrics.response(target?.name ?? 'unknown', response.writableFinished ? response.statusCode : clientClosedStatus));
+    // On every answer of a cross-origin route, errors included, so the page can read why it failed.
+    if (target?.crossOrigin) response.setHeader('Access-Control-Allow-Origin', '*');
     try {
       if (!target) throw new ApiError(404, `no route for ${method} ${path}`, 'invalid_request_error', 'unknown_url');
+      // The browser's preflight carries no key: it asks whether the key's header may be sent.
+      if (target.crossOrigin && method === 'OPTIONS') return answerPreflight(response, target.method);
       if (options.apiKey !== undefined && path.startsWith('/v1/')) checkApiKey(request, options.apiKey);
       if (method !== target.method) {
         return sendError(response, new ApiError(405, `${path} takes ${target.method}, not ${method}`, 'invalid_request_error', 'method_not_allowed'), { Allow: target.method });
@@ -197,6 +208,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         server.closeAllConnections();
       }),
   };
+}
+
+interface Route {
+  /** The route as /metrics counts it (ids as {id}). */
+  name: string;
+  method: string;
+  /** Readable by pages of any origin, with the API key in Authorization. */
+  crossOrigin?: boolean;
+  run: (request: IncomingMessage, response: ServerResponse, arrived: number) => Promise<void> | void;
+}
+
+/** How long a browser may reuse a preflight's answer, seconds. */
+const preflightMaxAgeSeconds = 600;
+
+function answerPreflight(response: ServerResponse, method: string): void {
+  response.writeHead(204, {
+    'Access-Control-Allow-Methods': method,
+    'Access-Control-Allow-Headers': 'Authorization',
+    'Access-Control-Max-Age': String(preflightMaxAgeSeconds),
+  });
+  response.end();
 }
 
 /** The status logged for a response whose client went away before it ended (nginx's convention). */

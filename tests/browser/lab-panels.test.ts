@@ -235,6 +235,14 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     expect(await page.getByTestId('running-kv').textContent()).toBe('contiguous');
   });
 
+  it("the pipeline panel follows the last generation from tokenize to respond", async () => {
+    await generate();
+    const stages = (await page.getByTestId('pipeline-stages').textContent()) ?? '';
+    for (const stage of ['tokenize', 'prefill', 'decode', 'respond']) expect(stages).toContain(stage);
+    expect(await page.getByTestId('pipeline-figures').textContent()).toContain(String(newTokens));
+    expect(await page.locator('[data-testid="pipeline-chart"] rect').count()).toBeGreaterThan(newTokens);
+  });
+
   it('sweeps batch sizes 1 and 2: the Batching panel plots and tables a point per size', { timeout: 240_000 }, async () => {
     await page.getByTestId('batch-max').selectOption('2');
     await page.getByTestId('batch-tokens').fill('6');
