@@ -53,14 +53,18 @@ describe('the engine as the lab sees it', () => {
 
   it('lists the switch values this adapter can run and says why the others cannot', () => {
     const { choices, settings } = engine.model;
-    expect(settings).toEqual({ weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused' });
+    expect(settings).toEqual({ weightFormat: 'f32', matvecVariant: 'naive', sampler: 'gpu', kvCache: 'contiguous', pageSize: 16, prefixCache: true, attention: 'fused', speculative: 'off', draftTokens: 4 });
     expect(choices.weightFormat.available).toEqual(['f32', 'f16', 'q8_0', 'q4_0']); // SwiftShader: no shader-f16
     expect(choices.weightFormat.unavailable).toEqual([{ value: 'f16-native', reason: "needs the 'shader-f16' feature" }]);
     expect(choices.matvecVariant.available).toEqual(['auto', 'naive', 'splitK', 'subgroup', 'multiRow']);
-    expect(choices.sampler.available).toEqual(['gpu', 'cpu']);
+    expect(choices.sampler.available).toEqual(['gpu', 'gpu-sort', 'cpu']);
     expect(choices.kvCache.available).toEqual(['contiguous', 'paged']);
     expect(choices.pageSize.available).toEqual([8, 16, 32]);
     expect(choices.attention.available).toEqual(['fused', 'splitK', 'unfused']);
+    // No draft model was given at load, so only the built-in drafts are offered.
+    expect(choices.speculative.available).toEqual(['off', 'draft-q4', 'ngram']);
+    expect(choices.speculative.unavailable).toEqual([{ value: 'draft-model', reason: 'needs a draft model given at load' }]);
+    expect(choices.draftTokens.available).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   it('greedy output equals the CPU reference', async () => {

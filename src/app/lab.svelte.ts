@@ -8,7 +8,7 @@ import { CancelledError, DeviceLostError, GpuOperationError } from '../engine/er
 import type { StoredModel } from '../engine/hub/cache-store.ts';
 import type { LocalFile } from '../engine/hub/local-files.ts';
 import type { ModelPlan } from '../engine/hub/plan.ts';
-import type { EngineSettings, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport } from '../engine/telemetry.ts';
+import type { EngineSettings, SettingChoices, ShaderEditReport, StepDistribution, StepProfile, WorkbenchReport } from '../engine/telemetry.ts';
 import { WorkerEngine, type TuningKeeper } from '../worker/worker-engine.ts';
 import { HubModels } from './hub.svelte.ts';
 import { choicesFromQuery, isStoredModelId, storedChoice, type ModelChoice } from './models.ts';
@@ -701,8 +701,8 @@ export class Lab {
     this.replaying = true;
     this.replayRecordedAt = trace.recordedAt;
     this.adapter = trace.adapter;
-    this.model = trace.model;
-    this.settings = trace.model.settings;
+    this.model = withLaterSwitches(trace.model);
+    this.settings = this.model.settings;
     this.runs = trace.runs;
     this.marks = trace.marks;
     this.profile = trace.profile;
@@ -754,4 +754,20 @@ export class Lab {
     this.error = message;
     this.status = 'error';
   }
+}
+
+/**
+ * A recorded model report with the switches added after it was recorded: each at its default, the
+ * only value offered (a replay cannot change switches anyway).
+ */
+function withLaterSwitches(model: ModelInfo): ModelInfo {
+  const settings: EngineSettings = { ...urlDefaults.settings, ...model.settings };
+  // Typed as present, but absent from traces recorded before these switches existed.
+  const recorded: Partial<SettingChoices> = model.choices;
+  const choices: SettingChoices = {
+    ...model.choices,
+    speculative: recorded.speculative ?? { available: [settings.speculative], unavailable: [] },
+    draftTokens: recorded.draftTokens ?? { available: [settings.draftTokens], unavailable: [] },
+  };
+  return { ...model, settings, choices };
 }

@@ -189,7 +189,8 @@ export class BatchModel {
     // One dispatch per part of a matrix split across buffers, each writing its columns of out (rows, whole rows).
     const matmul = (name: string, x: GPUBuffer, out: GPUBuffer) => {
       const stride = this.weights.shape(name).rows;
-      return Promise.all(this.weights.parts(name).map((part) => createMatmulDispatch(kc, part.buffer.label, { weight: part.buffer, x, out }, part.shape, rows, variant, { stride, offset: part.firstRow })));
+      const parts = this.weights.parts(name);
+      return Promise.all(parts.map((part, i) => createMatmulDispatch(kc, parts.length > 1 ? `${name}.part${i}` : name, { weight: part.buffer, x, out }, part.shape, rows, variant, { stride, offset: part.firstRow })));
     };
     const embeddingParts = this.weights.parts('tokenEmbedding');
     const attentionShape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, nLayers: c.nLayers, blockSize: this.layout.blockSize, batch: rows, maxLength: this.contextLength, ...defaultPagedAttentionTiling };

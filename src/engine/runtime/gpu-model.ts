@@ -155,8 +155,11 @@ export class GpuModel {
       const kc = new KernelContext(gpu, { sources: options.shaderSources });
       const variant = options.matvecVariant ?? (await tuneMatvec(kc, format, { rows: c.hiddenDim, cols: c.dim }, options.tuningStore)).variant;
       // One dispatch per part of a matrix split across buffers, each writing its rows of `out`.
-      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) =>
-        Promise.all(weights.parts(name).map((part) => createFormatMatvec(kc, part.buffer.label, { weight: part.buffer, x, out }, part.shape, variant, part.firstRow)));
+      // Dispatches are labelled by tensor (a tied classifier's parts are the embedding's buffers).
+      const matvec = (name: string, x: GPUBuffer, out: GPUBuffer) => {
+        const parts = weights.parts(name);
+        return Promise.all(parts.map((part, i) => createFormatMatvec(kc, parts.length > 1 ? `${name}.part${i}` : name, { weight: part.buffer, x, out }, part.shape, variant, part.firstRow)));
+      };
 
       const s: RunState = {
         x: await allocate('x', 4 * c.dim),
