@@ -22,7 +22,7 @@ const screenshotsDir = join(repoRoot, 'test-artifacts', 'screenshots');
 const traceFile = join(repoRoot, 'static', 'traces', 'stories260K.json');
 /** New tokens per generation: enough to compare sequences, few enough for SwiftShader. */
 const newTokens = 16;
-const panelIds = ['generate', 'optimizations', 'model', 'tokens-per-second', 'prefill-decode', 'memory', 'sampling', 'workbench', 'batching', 'kv-cache', 'economics'];
+const panelIds = ['generate', 'optimizations', 'model', 'tokens-per-second', 'prefill-decode', 'memory', 'sampling', 'workbench', 'batching', 'kv-cache', 'pipeline', 'economics'];
 const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const hostileText = '<img src=x onerror=alert(1)><b>bold</b>';
 
@@ -364,8 +364,8 @@ describe('lab panels (vite build + preview, headless Chromium)', () => {
     const json = JSON.parse(await downloadOf('export-json-tokens-per-second')) as { runs: RunRecord[]; marks: unknown[] };
     expect(json.runs).toHaveLength(runs);
     expect(json.runs[0].result?.tokens).toEqual(greedyReference);
-    // Two flips each of the weight format, the matvec variant, the sampler and the KV cache.
-    expect(json.marks).toHaveLength(8);
+    // Two flips each of the weight format, the matvec variant, the sampler, the KV cache and speculative decoding.
+    expect(json.marks).toHaveLength(10);
     const csv = (await downloadOf('export-csv-tokens-per-second')).split('\r\n');
     expect(csv[0]).toBe('run,settings,promptTokens,generatedTokens,ttftMs,tpotMs,decodeTokensPerSecond');
     expect(csv.filter((line) => line !== '')).toHaveLength(runs + 1);
