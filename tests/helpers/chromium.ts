@@ -33,7 +33,7 @@ export function chromiumArgs(): string[] {
   return args;
 }
 
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
     throw new Error(
       `Chromium is not installed at ${chromiumPath}: the browser tests need it. ` +
@@ -41,7 +41,7 @@ export async function launchChromium(): Promise<Browser> {
     );
   }
   // Playwright's default launch gives every context a fresh temporary profile.
-  return chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs(), timeout: 60_000 });
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args: [...chromiumArgs(), ...extraArgs], timeout: 60_000 });
 }
 
 /** Collects the page's console output and uncaught errors, to print when a test fails. */
