@@ -2,34 +2,13 @@
 // (speculative passes as one span), TTFT, TPOT and the summed detokenize and write times.
 import { describe, expect, it } from 'vitest';
 import { decodeSteps, stageRows, stageSpans, stagesOf, summarizeTimeline, timelineLabel, timelineTotalMs } from '../src/app/pipeline.ts';
-import type { RequestTimeline, TimelineToken } from '../src/engine/timeline.ts';
+import type { RequestTimeline } from '../src/engine/timeline.ts';
+import { servedTimeline, timelineToken } from './helpers/timelines.ts';
 
-function token(atMs: number, stepMs: number, step: number, batchRows: number): TimelineToken {
-  return { token: 100 + step, atMs, stepMs, step, batchRows, detokenizeMs: 0.1, writeMs: 0.25, text: 'x' };
-}
+const token = (atMs: number, stepMs: number, step: number, batchRows: number) => timelineToken(atMs, stepMs, step, batchRows);
 
 /** A server request: 60 ms, its first token after a 20 ms prefill, then three 10 ms steps shared with fewer and fewer sequences. */
-const served: RequestTimeline = {
-  id: 'cmpl-1',
-  source: 'server',
-  endpoint: 'completions',
-  stream: true,
-  arrivedAt: 1_700_000_000_000,
-  finished: true,
-  outcome: 'length',
-  promptTokens: 12,
-  cachedPromptTokens: 4,
-  computedPromptTokens: 8,
-  stages: [
-    { name: 'parse', startMs: 0, endMs: 1 },
-    { name: 'tokenize', startMs: 1, endMs: 3 },
-    { name: 'queue', startMs: 3, endMs: 8 },
-    { name: 'prefill', startMs: 8, endMs: 28 },
-    { name: 'decode', startMs: 28, endMs: 58 },
-    { name: 'respond', startMs: 58, endMs: 60 },
-  ],
-  tokens: [token(28, 20, 5, 9), token(38, 10, 6, 3), token(48, 10, 7, 2), token(58, 10, 8, 1)],
-};
+const served = servedTimeline({ id: 'cmpl-1', stream: true });
 
 /** The page's engine with speculative decoding: after the first token, a pass that kept 2 tokens and one that kept 3. */
 const speculative: RequestTimeline = {

@@ -2,35 +2,14 @@ import { render } from 'svelte/server';
 import { describe, expect, it } from 'vitest';
 import PipelinePanel from '../../src/app/panels/PipelinePanel.svelte';
 import type { RequestSummary } from '../../src/app/server-timelines.ts';
-import type { RequestTimeline, TimelineToken } from '../../src/engine/timeline.ts';
+import type { RequestTimeline } from '../../src/engine/timeline.ts';
+import { servedTimeline, timelineToken } from '../helpers/timelines.ts';
 import { elementWith, visibleText } from '../helpers/ssr.ts';
 
-function token(atMs: number, stepMs: number, step: number, batchRows: number): TimelineToken {
-  return { token: 100 + step, atMs, stepMs, step, batchRows, detokenizeMs: 0.5, writeMs: 0.25, text: 'x' };
-}
+const token = (atMs: number, stepMs: number, step: number, batchRows: number) => timelineToken(atMs, stepMs, step, batchRows, 0.5);
 
 /** 60 ms on the server: a 20 ms prefill, then three 10 ms decode steps of 3, 2 and 1 rows. */
-const served: RequestTimeline = {
-  id: 'cmpl-abc',
-  source: 'server',
-  endpoint: 'completions',
-  stream: false,
-  arrivedAt: 1_700_000_000_000,
-  finished: true,
-  outcome: 'length',
-  promptTokens: 12,
-  cachedPromptTokens: 4,
-  computedPromptTokens: 8,
-  stages: [
-    { name: 'parse', startMs: 0, endMs: 1 },
-    { name: 'tokenize', startMs: 1, endMs: 3 },
-    { name: 'queue', startMs: 3, endMs: 8 },
-    { name: 'prefill', startMs: 8, endMs: 28 },
-    { name: 'decode', startMs: 28, endMs: 58 },
-    { name: 'respond', startMs: 58, endMs: 60 },
-  ],
-  tokens: [token(28, 20, 5, 9), token(38, 10, 6, 3), token(48, 10, 7, 2), token(58, 10, 8, 1)],
-};
+const served = servedTimeline({ id: 'cmpl-abc', stream: false, detokenizeMs: 0.5 });
 
 /** 30 ms in the page, speculative: after the first token, one pass that kept 2 tokens. */
 const inPage: RequestTimeline = {
