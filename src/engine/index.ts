@@ -148,7 +148,7 @@ class LocalEngine implements Engine {
   /** The batched model over the single-sequence model's weights, built on first use for a page size. */
   private batchModel: BatchModel | null = null;
   /** Speculative decoding's draft models ('draft-q4', 'draft-model'), built on first use. */
-  private readonly draftModels = new Map<string, GpuModel>();
+  private readonly draftModels = new Map<string, { name: string; model: GpuModel }>();
   private readonly shaderEdits: Partial<Record<ShaderFamily, string>> = {};
 
   constructor(
@@ -225,16 +225,15 @@ class LocalEngine implements Engine {
   /** The draft of a speculative kind; draft models are built on first use and kept until disposal. */
   private async draft(kind: Exclude<SpeculativeKind, 'off'>): Promise<Draft> {
     if (kind === 'ngram') return new NgramDraft();
-    let model = this.draftModels.get(kind);
-    if (!model) {
+    let built = this.draftModels.get(kind);
+    if (!built) {
       const description = kind === 'draft-q4' ? this.description : await this.loadDraftDescription();
-      model = await GpuModel.create(this.gpu, description, { maxContext: this.gpuModel.contextLength, weightFormat: kind === 'draft-q4' ? 'q4_0' : 'f32', tuningStore: this.options.tuningStore });
-      this.draftModels.set(kind, model);
+      const model = await GpuModel.create(this.gpu, description, { maxContext: this.gpuModel.contextLength, weightFormat: kind === 'draft-q4' ? 'q4_0' : 'f32', tuningStore: this.options.tuningStore });
+      built = { name: kind === 'draft-q4' ? 'draft-q4' : description.source, model };
+      this.draftModels.set(kind, built);
     }
-    return new ModelDraft(kind === 'draft-q4' ? 'draft-q4' : this.draftSource, model);
+    return new ModelDraft(built.name, built.model);
   }
-
-  private draftSource = '';
 
   /** The draft model given at creation: it must speak the target's vocabulary. */
   private async loadDraftDescription(): Promise<ModelDescription> {
@@ -245,7 +244,6 @@ class LocalEngine implements Engine {
     if (model.config.vocabSize !== target.vocabSize || model.config.bosTokenId !== target.bosTokenId || model.config.eosTokenId !== target.eosTokenId) {
       throw new RequestError(`the draft model ${model.source} does not share the target's tokenizer (vocabulary ${model.config.vocabSize} vs ${target.vocabSize}, BOS/EOS ${model.config.bosTokenId}/${model.config.eosTokenId} vs ${target.bosTokenId}/${target.eosTokenId})`);
     }
-    this.draftSource = model.source;
     return model;
   }
 
@@ -369,7 +367,7 @@ class LocalEngine implements Engine {
 
   dispose(): void {
     this.dropBatchModel();
-    for (const model of this.draftModels.values()) model.destroy();
+    for (const { model } of this.draftModels.values()) model.destroy();
     this.draftModels.clear();
     this.gpuModel.destroy();
     this.gpu.device.destroy();

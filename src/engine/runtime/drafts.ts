@@ -22,12 +22,12 @@ export interface DraftProposal {
 export interface Draft {
   /** 'draft-q4', 'ngram', or the draft model's source. */
   readonly name: string;
+  /** A new sequence starts, sampled as `sampling` throughout: forget everything before it. */
+  start(sampling: DraftSampling): void;
   /** Up to `count` tokens that may follow `sequence` (fewer, or none, when the draft has no guess). */
-  propose(sequence: readonly number[], count: number, sampling: DraftSampling): Promise<DraftProposal>;
+  propose(sequence: readonly number[], count: number): Promise<DraftProposal>;
   /** The sequence was cut back to its first `length` tokens (the draft's later guesses were rejected). */
   rollback(length: number): void;
-  /** A new sequence starts: forget everything. */
-  reset(): void;
 }
 
 /** The draft's own random stream, independent of the acceptance draws (which use the request's seed as is). */
@@ -40,26 +40,40 @@ const draftSeedMix = 0x9e3779b9;
  */
 export class ModelDraft implements Draft {
   #cached = 0;
+  #sampling: DraftSampling | null = null;
+  #sampler: Sampler = { kind: 'argmax' };
 
   constructor(
     readonly name: string,
     private readonly model: GpuModel,
   ) {}
 
-  async propose(sequence: readonly number[], count: number, sampling: DraftSampling): Promise<DraftProposal> {
+  /**
+   * The draft samples on the GPU as the target does (temperature and cuts), in its own seed stream;
+   * the cuts go to the GPU once per sequence.
+   */
+  start(sampling: DraftSampling): void {
+    this.#cached = 0;
+    this.#sampling = sampling;
+    const seed = (sampling.seed ^ draftSeedMix) >>> 0;
+    const { temperature, filters } = sampling;
+    this.#sampler = temperature <= 0 ? { kind: 'argmax' } : filtersActive(filters) ? { kind: 'filtered', temperature, seed } : { kind: 'temperature', temperature, seed };
+    if (this.#sampler.kind === 'filtered') this.model.prepareFiltered(filters, noPenalties, []);
+  }
+
+  async propose(sequence: readonly number[], count: number): Promise<DraftProposal> {
     const model = this.model;
+    const sampling = this.#sampling;
+    if (!sampling) throw new Error('ModelDraft.propose before start()');
     // Room in the draft's own context for the steps below (it may be shorter than the target's).
     const steps = Math.min(count, model.contextLength - sequence.length);
     if (steps <= 0) return { tokens: [], distributions: [] };
     for (let pos = this.#cached; pos < sequence.length - 1; pos++) model.submitStep(pos, sequence[pos], null);
-    // The draft samples on the GPU, each step feeding the next, and everything is read back once.
-    // A sampled draft also needs each step's distribution q: the logits come back with the tokens,
-    // and q is what the GPU sampler drew from (temperature and cuts, in the draft's own seed stream).
-    const greedy = sampling.temperature <= 0;
-    const seed = (sampling.seed ^ draftSeedMix) >>> 0;
-    const sampler: Sampler = greedy ? { kind: 'argmax' } : filtersActive(sampling.filters) ? { kind: 'filtered', temperature: sampling.temperature, seed } : { kind: 'temperature', temperature: sampling.temperature, seed };
-    if (sampler.kind === 'filtered') model.prepareFiltered(sampling.filters, noPenalties, []);
-    model.submitChain(sequence.length - 1, sequence[sequence.length - 1], steps, sampler, !greedy);
+    // Each step feeds its token to the next on the GPU, and everything is read back once. A sampled
+    // draft also needs each step's distribution q: the logits come back with the tokens, and q is
+    // what the GPU sampler drew from.
+    const greedy = this.#sampler.kind === 'argmax';
+    model.submitChain(sequence.length - 1, sequence[sequence.length - 1], steps, this.#sampler, !greedy);
     const { tokens, logits } = await model.readChain(steps, !greedy);
     // Every proposed token but the last went through the draft model.
     this.#cached = sequence.length + steps - 1;
@@ -68,10 +82,6 @@ export class ModelDraft implements Draft {
 
   rollback(length: number): void {
     this.#cached = Math.min(this.#cached, length);
-  }
-
-  reset(): void {
-    this.#cached = 0;
   }
 }
 
@@ -91,9 +101,9 @@ export class NgramDraft implements Draft {
     return { tokens, distributions: tokens.map(() => null) };
   }
 
-  rollback(): void {}
+  start(): void {}
 
-  reset(): void {}
+  rollback(): void {}
 }
 
 /** The up to `count` tokens that followed the latest earlier occurrence of the longest matching suffix (n <= maxNgram). */

@@ -87,7 +87,7 @@ export async function generateSpeculative(
     if (!kv.append(count)) throw new RequestError(`the KV pool has no room for ${count} more tokens (${model.pool.freePages} pages free): shorten the prompt or the draft`);
     return kv.prepareWrite().copies;
   };
-  draft.reset();
+  draft.start(sampling);
   timeline.prefill(prompt.length);
   const started = performance.now();
   let prefillMs = 0;
@@ -112,7 +112,7 @@ export async function generateSpeculative(
       // A pass emits accepted + 1 tokens: never past the budget.
       const want = Math.min(options.draftTokens, budget - generated - 1);
       const draftStarted = performance.now();
-      const proposal = want > 0 ? await onGpu(draft.propose(tokens, want, sampling)) : { tokens: [], distributions: [] };
+      const proposal = want > 0 ? await onGpu(draft.propose(tokens, want)) : { tokens: [], distributions: [] };
       const verifyStarted = performance.now();
       report.draftMs += verifyStarted - draftStarted;
 
